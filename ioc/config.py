@@ -1,0 +1,87 @@
+"""Typed configuration, read once from flags and environment.
+
+Secrets (tokens, webhook URLs with credentials) are wrapped so that no repr,
+log line or traceback shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class Secret:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("ioc-data")
+    demo: bool = False
+    speed: float = 1.0
+    seed: int = 42
+    catalog_path: Path | None = None
+    rules_dir: Path | None = None
+    viewer_token: Secret | None = None
+    operator_token: Secret | None = None
+    webhook_url: Secret | None = None
+    checkpoint_interval_s: float = 5.0
+    demo_backfill_h: float = 12.0
+    journal_fsync: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def tokens(self) -> dict[str, str]:
+        """token → role, for the operator API."""
+        out: dict[str, str] = {}
+        if self.viewer_token:
+            out[self.viewer_token.reveal()] = "viewer"
+        if self.operator_token:
+            out[self.operator_token.reveal()] = "operator"
+        return out
+
+
+def _env_secret(name: str) -> Secret | None:
+    value = os.environ.get(name)
+    return Secret(value) if value else None
+
+
+def build_config(**flags) -> Config:
+    """Flags win over environment (IOC_*); the demo invents tokens when none are set."""
+    env = os.environ
+    values = {k: v for k, v in flags.items() if v is not None}
+    if "data_dir" not in values and env.get("IOC_DATA_DIR"):
+        values["data_dir"] = Path(env["IOC_DATA_DIR"])
+    if "catalog_path" not in values and env.get("IOC_CATALOG"):
+        values["catalog_path"] = Path(env["IOC_CATALOG"])
+    if "rules_dir" not in values and env.get("IOC_RULES_DIR"):
+        values["rules_dir"] = Path(env["IOC_RULES_DIR"])
+    viewer = _env_secret("IOC_VIEWER_TOKEN")
+    operator = _env_secret("IOC_OPERATOR_TOKEN")
+    if values.get("demo"):
+        viewer = viewer or Secret("viewer-" + secrets.token_urlsafe(12))
+        operator = operator or Secret("operator-" + secrets.token_urlsafe(12))
+    values.setdefault("viewer_token", viewer)
+    values.setdefault("operator_token", operator)
+    values.setdefault("webhook_url", _env_secret("IOC_WEBHOOK_URL"))
+    for key in ("data_dir", "catalog_path", "rules_dir"):
+        if key in values and values[key] is not None:
+            values[key] = Path(values[key])
+    return Config(**values)

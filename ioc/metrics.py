@@ -1,0 +1,118 @@
+"""Every Prometheus metric of the monitor, declared in one place against an
+injectable registry (a fresh one per test, like prometheus/client_python's
+own tests).  Label sets are bounded: feeds, reasons and rules are fixed
+vocabularies, and per-entity gauges exist only for ids in the catalog.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ioc.records import Alert, Indicator
+
+_RATE_NAMES = {
+    "dossier_online_rate",
+    "dossier_digitization_rate",
+    "dossier_online_payment_rate",
+    "dossier_on_time_rate",
+}
+_COUNT_NAMES = {"dossier_received", "dossier_processed", "dossier_overdue_open", "dossier_open"}
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events_ingested = Counter(
+            "ioc_events_ingested", "Events accepted into the pipeline, by feed.", ["feed"], registry=r
+        )
+        self.events_rejected = Counter(
+            "ioc_events_rejected",
+            "Events refused at the boundary (and dead-lettered), by feed and reason.",
+            ["feed", "reason"],
+            registry=r,
+        )
+        self.processing_lag = Histogram(
+            "ioc_processing_lag_seconds",
+            "Wall-clock time from receiving a batch to publishing its outputs.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "ioc_batch_events",
+            "Events per processed batch.",
+            buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384),
+            registry=r,
+        )
+        self.watermark = Gauge(
+            "ioc_watermark_timestamp_seconds", "Event-time watermark of each feed (epoch s).", ["feed"], registry=r
+        )
+        self.ws_clients = Gauge("ioc_ws_clients", "Connected WebSocket clients.", registry=r)
+        self.ws_messages_sent = Counter(
+            "ioc_ws_messages_sent", "WebSocket messages sent, by message type.", ["type"], registry=r
+        )
+        self.ws_records_coalesced = Counter(
+            "ioc_ws_records_coalesced",
+            "Records replaced in a slow client's queue by a newer value of the same key.",
+            registry=r,
+        )
+        self.ws_resyncs = Counter(
+            "ioc_ws_resyncs", "Clients sent a full snapshot because their queue overflowed.", registry=r
+        )
+        self.alert_transitions = Counter(
+            "ioc_alert_transitions", "Alert transitions, by rule and state.", ["rule", "state"], registry=r
+        )
+        self.checkpoints = Counter("ioc_checkpoints", "State checkpoints written.", registry=r)
+        self.checkpoint_seconds = Gauge(
+            "ioc_checkpoint_duration_seconds", "Duration of the last checkpoint write.", registry=r
+        )
+        # indicator gauges (catalog entities only → bounded)
+        self.rain_mm = Gauge("ioc_rain_mm", "Rain over a window, by station.", ["window", "station"], registry=r)
+        self.dossier_rate = Gauge(
+            "ioc_dossier_rate", "Decision 766 rates (0–1), by unit.", ["indicator", "unit", "window"], registry=r
+        )
+        self.dossier_count = Gauge(
+            "ioc_dossier_count", "Dossier counts, by unit.", ["indicator", "unit", "window"], registry=r
+        )
+        self.unit_score = Gauge("ioc_unit_score", "Decision 766 style score (0–100), by unit.", ["unit"], registry=r)
+        self.queue_waiting = Gauge(
+            "ioc_queue_waiting", "People waiting at a one-stop-shop site.", ["site", "stat"], registry=r
+        )
+        self.queue_wait_est = Gauge(
+            "ioc_queue_wait_estimate_seconds", "Estimated waiting time at a site.", ["site"], registry=r
+        )
+
+    def observe_indicators(self, records: list[Indicator], known: "KnownIds") -> None:
+        """Mirror indicator records into gauges (only catalog entities)."""
+        for rec in records:
+            value = rec.value
+            if not isinstance(value, (int, float)) or rec.unknown:
+                continue
+            name = rec.name
+            if name == "rain_mm" and rec.entity in known.stations:
+                self.rain_mm.labels(rec.window, rec.entity).set(value)
+            elif name in _RATE_NAMES and rec.entity in known.units:
+                self.dossier_rate.labels(name, rec.entity, rec.window).set(value)
+            elif name in _COUNT_NAMES and rec.entity in known.units:
+                self.dossier_count.labels(name, rec.entity, rec.window).set(value)
+            elif name == "unit_score" and rec.entity in known.units:
+                self.unit_score.labels(rec.entity).set(value)
+            elif name.startswith("queue_") and rec.entity in known.sites:
+                if name == "queue_wait_est_s":
+                    self.queue_wait_est.labels(rec.entity).set(value)
+                elif name in ("queue_waiting", "queue_waiting_avg", "queue_waiting_max"):
+                    stat = {"queue_waiting": "now", "queue_waiting_avg": "avg_15m", "queue_waiting_max": "max_15m"}[name]
+                    self.queue_waiting.labels(rec.entity, stat).set(value)
+
+    def observe_alerts(self, alerts: list[Alert]) -> None:
+        for a in alerts:
+            self.alert_transitions.labels(a.rule, a.state).inc()
+
+
+class KnownIds:
+    """The catalog's ids, the only entities allowed as metric labels."""
+
+    def __init__(self, stations: set[str], units: set[str], sites: set[str]) -> None:
+        self.stations = stations
+        self.units = units
+        self.sites = sites

@@ -1,0 +1,233 @@
+"""The embedded runtime: feeds → in-process bus → pipeline → hub, in one
+asyncio process, with a write-ahead journal and periodic checkpoints in the
+data dir.
+
+Processing is one task consuming the bus, so the pure core never needs a
+lock; HTTP ingest awaits its own batch to report per-event rejections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ioc.catalog import Catalog
+from ioc.config import Config
+from ioc.errors import Rejection
+from ioc.events import Event, feed_of
+from ioc.hub import Hub
+from ioc.journal import Checkpoint, DeadLetters, Journal, read_checkpoint, write_checkpoint
+from ioc.metrics import KnownIds, Metrics
+from ioc.records import Alert, Indicator
+from streams.pipeline import Pipeline, reject_positions
+
+log = logging.getLogger("ioc.runtime")
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class Submission:
+    events: list[Event]
+    rejections: list[Rejection]
+    source: str
+    positions: list[int] | None = None
+    future: asyncio.Future | None = None
+    received: float = field(default_factory=time.perf_counter)
+    meta: dict | None = None
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        pipeline: Pipeline,
+        metrics: Metrics | None = None,
+        hub: Hub | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.pipeline = pipeline
+        self.metrics = metrics or Metrics()
+        self.hub = hub or Hub(on_coalesced=self.metrics.ws_records_coalesced.inc)
+        self.clock = clock
+        self.known = KnownIds(set(catalog.stations), set(catalog.units), set(catalog.sites))
+        data = Path(config.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data
+        self.journal = Journal(data / "journal", fsync=config.journal_fsync)
+        self.dead_letters = DeadLetters(data / "dead-letter.jsonl")
+        self.checkpoint_path = data / "checkpoint.msgpack"
+        self.queue: asyncio.Queue[Submission] = asyncio.Queue(maxsize=1024)
+        self.tasks: list[asyncio.Task] = []
+        self.feeds: list[Any] = []  # objects with async run(runtime) / state for checkpoints
+        self.sim_state: dict[str, Any] = {}
+        self.live_now: Callable[[], float | None] = lambda: None if config.demo else clock()
+        self.on_alerts: list[Callable[[list[Alert]], None]] = []
+        self.restored_events = 0
+        self.started = False
+
+    # -- lifecycle -----------------------------------------------------
+    def restore(self) -> None:
+        """Checkpoint + journal tail → the state at the moment the process died."""
+        cp = read_checkpoint(self.checkpoint_path)
+        segment, offset = 0, 0
+        if cp is not None:
+            if cp.version != CHECKPOINT_VERSION:
+                raise RuntimeError(f"{self.checkpoint_path}: checkpoint version {cp.version} is not supported")
+            self.pipeline.set_state(cp.pipeline)
+            self.sim_state = dict(cp.extra.get("sim", {}))
+            segment, offset = cp.journal_segment, cp.journal_offset
+        for events, meta in self.journal.read_from(segment, offset):
+            if meta and "sim" in meta:
+                self.sim_state = dict(meta["sim"])
+            if events:
+                self.restored_events += len(events)
+                self._run_pipeline(events, None, "journal")
+        self.hub.publish([*self.pipeline.flush(), *self._active_alerts()])
+
+    def _active_alerts(self) -> list[Alert]:
+        engine = self.pipeline.engine
+        return list(engine.active()) if engine is not None and hasattr(engine, "active") else []
+
+    async def start(self) -> None:
+        self.restore()
+        self.tasks.append(asyncio.create_task(self._consume(), name="ioc-bus"))
+        self.tasks.append(asyncio.create_task(self._checkpoint_loop(), name="ioc-checkpoint"))
+        for feed in self.feeds:
+            self.tasks.append(asyncio.create_task(feed.run(self), name=f"ioc-feed-{type(feed).__name__}"))
+        self.started = True
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.tasks.clear()
+        # drain what was accepted but not yet processed
+        while not self.queue.empty():
+            self._handle(self.queue.get_nowait())
+        self.checkpoint()
+        self.journal.close()
+        self.dead_letters.close()
+
+    # -- input ---------------------------------------------------------
+    async def submit(
+        self,
+        events: list[Event],
+        rejections: Sequence[Rejection] = (),
+        source: str = "http",
+        positions: list[int] | None = None,
+        wait: bool = False,
+        meta: dict | None = None,
+    ) -> list[Rejection]:
+        """Queue a batch; with wait=True return every rejection of it (parse + processing)."""
+        fut = asyncio.get_running_loop().create_future() if wait else None
+        await self.queue.put(Submission(list(events), list(rejections), source, positions, fut, meta=meta))
+        if fut is None:
+            return list(rejections)
+        return await fut
+
+    # -- processing ----------------------------------------------------
+    async def _consume(self) -> None:
+        while True:
+            sub = await self.queue.get()
+            try:
+                self._handle(sub)
+            except Exception as exc:  # never let one batch stop the stream
+                log.exception("batch from %s failed", sub.source)
+                if sub.future is not None and not sub.future.done():
+                    sub.future.set_exception(exc)
+
+    def _handle(self, sub: Submission) -> None:
+        rejections = list(sub.rejections)
+        if sub.meta and "sim" in sub.meta:
+            self.sim_state = dict(sub.meta["sim"])
+        if sub.events or sub.meta:
+            self.journal.append(sub.events, sub.meta)
+        if sub.events:
+            rejections.extend(self._run_pipeline(sub.events, sub.positions, sub.source))
+        self._reject(sub.rejections, sub.source)
+        self.metrics.processing_lag.observe(time.perf_counter() - sub.received)
+        if sub.future is not None and not sub.future.done():
+            sub.future.set_result(rejections)
+
+    def _run_pipeline(
+        self, events: list[Event], positions: list[int] | None, source: str
+    ) -> list[Rejection]:
+        result = self.pipeline.process(events, self.live_now())
+        late = result.rejections
+        if late:
+            late = reject_positions(late, events, positions or list(range(len(events))))
+            self._reject(late, source)
+        counts: dict[str, int] = {}
+        for ev in events:
+            f = feed_of(ev)
+            counts[f] = counts.get(f, 0) + 1
+        for r in late:
+            counts[r.feed] = counts.get(r.feed, 0) - 1
+        m = self.metrics
+        for f, n in counts.items():
+            if n > 0:
+                m.events_ingested.labels(f).inc(n)
+        m.batch_size.observe(len(events))
+        for feed, wm in self.pipeline.watermarks.items():
+            m.watermark.labels(feed).set(wm)
+        m.observe_indicators(result.indicators, self.known)
+        if result.alerts:
+            m.observe_alerts(result.alerts)
+            for cb in self.on_alerts:
+                cb(result.alerts)
+        self.hub.publish(result.records)
+        return late
+
+    def _reject(self, rejections: Sequence[Rejection], source: str) -> None:
+        if not rejections:
+            return
+        for r in rejections:
+            self.metrics.events_rejected.labels(r.feed, str(r.reason)).inc()
+        self.dead_letters.write(rejections, source)
+
+    def publish_updates(self, alerts: list[Alert]) -> None:
+        """Lifecycle updates made outside the bus (acks) go to the walls too."""
+        if alerts:
+            self.hub.publish(alerts)
+
+    # -- checkpoints ---------------------------------------------------
+    def checkpoint(self) -> None:
+        t0 = time.perf_counter()
+        segment, offset = self.journal.rotate()
+        cp = Checkpoint(
+            version=CHECKPOINT_VERSION,
+            journal_segment=segment,
+            journal_offset=offset,
+            pipeline=self.pipeline.get_state(),
+            extra={"sim": self.sim_state},
+        )
+        write_checkpoint(self.checkpoint_path, cp)
+        self.journal.prune_before(segment)
+        self.metrics.checkpoints.inc()
+        self.metrics.checkpoint_seconds.set(time.perf_counter() - t0)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval_s)
+            # run between batches: the consumer task and this one share the loop
+            self.checkpoint()
+
+    # -- reads ---------------------------------------------------------
+    def snapshot(self) -> tuple[list[bytes], list[bytes]]:
+        return self.hub.snapshot_records()
+
+
+def indicators_only(records) -> list[Indicator]:
+    return [r for r in records if isinstance(r, Indicator)]

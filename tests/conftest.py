@@ -1,0 +1,101 @@
+"""Shared fixtures: free ports and a real `ioc run` process (uvicorn) per test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+IOC = [sys.executable, "-m", "ioc.cli"]
+VIEWER_TOKEN = "test-viewer-token"
+OPERATOR_TOKEN = "test-operator-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class IocServer:
+    """`ioc run` as a subprocess on a free port: start, wait healthy, kill, restart."""
+
+    def __init__(self, data_dir: Path, port: int, args: list[str], env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.args = args
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir.parent / f"server-{port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout_s: float = 20.0) -> "IocServer":
+        log = open(self.log_path, "ab")
+        cmd = [*IOC, "run", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.wait_healthy(timeout_s)
+        return self
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"ioc run exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"ioc run not healthy after {timeout_s}s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, as in a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def ioc_server(tmp_path):
+    """Factory: ioc_server(*args) starts `ioc run` with those args on a free port."""
+    servers: list[IocServer] = []
+    env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER_TOKEN, IOC_OPERATOR_TOKEN=OPERATOR_TOKEN, PYTHONUNBUFFERED="1")
+
+    def start(*args: str, data_dir: Path | None = None, port: int | None = None) -> IocServer:
+        server = IocServer(data_dir or tmp_path / "data", port or free_port(), list(args), env)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for s in servers:
+        s.stop()
