@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ioc.catalog import Catalog
 from ioc.events import parse_body
 from ioc.hub import TOPICS, Hub, Subscription
-from ioc.runtime import Runtime
+from ioc.runtime import AppBackend
 from ioc.timeutil import format_ts
 
 HEARTBEAT_S = 5.0
@@ -68,7 +68,8 @@ def make_subscription(catalog: Catalog, topics: Any, units: Any) -> Subscription
     )
 
 
-def create_app(runtime: Runtime, alerts_router: Any = None) -> FastAPI:
+def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
+    """The web app over any backend: the embedded Runtime, or a Redis-fed one (`ioc api`)."""
     app = FastAPI(title="IOC streaming monitor", version="0.1.0", docs_url="/api/docs", redoc_url=None)
     hub: Hub = runtime.hub
     metrics = runtime.metrics
@@ -90,7 +91,7 @@ def create_app(runtime: Runtime, alerts_router: Any = None) -> FastAPI:
         return {
             "status": "ok" if runtime.started else "starting",
             "seq": hub.seq,
-            "watermarks": {f: format_ts(w) for f, w in runtime.pipeline.watermarks.items()},
+            "watermarks": {f: format_ts(w) for f, w in runtime.watermarks().items()},
             "clients": len(hub.clients),
         }
 

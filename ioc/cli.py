@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the demo province)")
     rep.add_argument("--rules", type=Path, default=None, help="directory of alert rule YAML files")
     rep.set_defaults(func=cmd_replay)
+
+    try:
+        from ioc.cli_distributed import add_commands
+    except ImportError:  # distributed mode not installed in this build
+        pass
+    else:
+        add_commands(sub)
     return parser
 
 

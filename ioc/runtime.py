@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from ioc.catalog import Catalog
 from ioc.config import Config
@@ -28,6 +28,24 @@ from streams.pipeline import Pipeline, reject_positions
 log = logging.getLogger("ioc.runtime")
 
 CHECKPOINT_VERSION = 1
+
+
+class AppBackend(Protocol):
+    """What the web app (ioc.api) needs from a runtime, embedded or distributed."""
+
+    hub: Hub
+    metrics: Metrics
+    catalog: Catalog
+    started: bool
+
+    def watermarks(self) -> dict[str, float]: ...
+
+    def snapshot(self) -> tuple[list[bytes], list[bytes]]: ...
+
+    async def submit(
+        self, events: list[Event], rejections: Sequence[Rejection] = (), source: str = "http",
+        positions: list[int] | None = None, wait: bool = False, meta: dict | None = None,
+    ) -> list[Rejection]: ...
 
 
 @dataclass
@@ -225,6 +243,9 @@ class Runtime:
             self.checkpoint()
 
     # -- reads ---------------------------------------------------------
+    def watermarks(self) -> dict[str, float]:
+        return self.pipeline.watermarks
+
     def snapshot(self) -> tuple[list[bytes], list[bytes]]:
         return self.hub.snapshot_records()
 

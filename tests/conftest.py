@@ -91,10 +91,10 @@ def ioc_server(tmp_path):
     servers: list[IocServer] = []
     env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER_TOKEN, IOC_OPERATOR_TOKEN=OPERATOR_TOKEN, PYTHONUNBUFFERED="1")
 
-    def start(*args: str, data_dir: Path | None = None, port: int | None = None) -> IocServer:
+    def start(*args: str, data_dir: Path | None = None, port: int | None = None, timeout_s: float = 20.0) -> IocServer:
         server = IocServer(data_dir or tmp_path / "data", port or free_port(), list(args), env)
         servers.append(server)
-        return server.start()
+        return server.start(timeout_s)
 
     yield start
     for s in servers:
