@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(catalog, alerting.engine if alerting else None)
     runtime = Runtime(config, catalog, pipeline)
     if config.demo:
-        runtime.feeds.append(DemoFeed(catalog, config.seed, config.speed, config.demo_backfill_h))
+        runtime.feeds.append(DemoFeed(catalog, config.seed, config.speed))
     router = alerting.router(runtime) if alerting else None
     app = create_app(runtime, alerts_router=router)
 
@@ -75,8 +75,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                 await alerting.stop()
             await runtime.stop()
 
-    asyncio.run(serve())
+    _run_loop(serve())
     return 0
+
+
+def _run_loop(coro) -> None:
+    """uvloop where available (a faster event loop for the WebSocket fan-out), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

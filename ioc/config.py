@@ -44,7 +44,6 @@ class Config:
     operator_token: Secret | None = None
     webhook_url: Secret | None = None
     checkpoint_interval_s: float = 5.0
-    demo_backfill_h: float = 12.0
     journal_fsync: bool = False
     extra: dict = field(default_factory=dict)
 

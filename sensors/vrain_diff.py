@@ -1,0 +1,136 @@
+"""Pure differencing of Vrain-style accumulated rain into interval readings.
+
+A Vrain-style feed gives, per station, the rain accumulated since 19:00
+local of the current hydro-met rain day (19:00 → 19:00, see
+ioc.timeutil.rain_day_start).  `VrainDiffer.update(poll_t, readings)` turns
+successive polls into RainEvents: rain_mm = the accumulation's increase
+since the station's previous poll, ts = this poll's time.
+
+Rules, per station (every case has a table test):
+
+- first poll of a station (no previous value): emit nothing, remember the
+  value.  The accumulation since 19:00 may cover up to 24 h; dropping it
+  into one 5-minute interval would fake a 3-hour intensity alert.
+  `first_poll="since_reset"` emits it anyway (useful when the accumulation
+  is known to be fresh, e.g. right after 19:00), ts = the poll time.
+- same rain day, value grew or stayed: emit the delta (0 mm included: a
+  zero reading proves the station is alive; no data is not zero).
+- a missed poll / a station absent from a poll: nothing is emitted for it
+  then; its next delta covers the longer interval (still one reading at the
+  later poll time).  If the gap exceeds `max_gap_s` (default 3 h) the delta
+  is not emitted (its time distribution is unknown and lumping hours of rain
+  into one interval would fake intensity alerts); the station is re-based.
+- the poll is in a later rain day than the previous one (the 19:00 reset
+  lies between them): the new value *is* the rain since 19:00, so emit it
+  (if the gap since the previous poll is within `max_gap_s`).  The rain
+  between the previous poll and 19:00 is unknown and lost; polls every 5
+  minutes keep that loss to the last few minutes of the day.  A poll at
+  exactly 19:00:00 belongs to the new rain day.
+- the value decreased within one rain day (a glitch or an unscheduled
+  counter reset): reject with Reason.INVALID_VALUE ("counter decreased"),
+  emit nothing, and re-base on the new value so later deltas are right.
+  Decreases within `tolerance_mm` (rounding of the feed) count as 0 mm.
+- a poll not later than the station's previous one (a cached or repeated
+  response): ignored for that station.
+- a negative or non-finite accumulation: rejected (NEGATIVE_VALUE /
+  INVALID_VALUE) and not remembered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Mapping
+
+from ioc.errors import Reason, Rejection
+from ioc.events import RainEvent
+from ioc.timeutil import LOCAL_TZ, format_ts, rain_day_start
+
+
+@dataclass
+class _Last:
+    t: float
+    value_mm: float
+    rain_day: float
+
+
+@dataclass
+class DiffStats:
+    emitted: int = 0
+    first_seen: int = 0
+    resets: int = 0
+    decreases: int = 0
+    gaps: int = 0
+    repeated: int = 0
+
+
+class VrainDiffer:
+    def __init__(
+        self,
+        *,
+        first_poll: Literal["skip", "since_reset"] = "skip",
+        max_gap_s: float = 3 * 3600.0,
+        tolerance_mm: float = 0.05,
+    ) -> None:
+        self.first_poll = first_poll
+        self.max_gap_s = max_gap_s
+        self.tolerance_mm = tolerance_mm
+        self._last: dict[str, _Last] = {}
+        self.stats = DiffStats()
+
+    def forget(self, station: str) -> None:
+        self._last.pop(station, None)
+
+    def update(
+        self, poll_t: float, readings: Mapping[str, float], raw: Mapping[str, bytes] | None = None
+    ) -> tuple[list[RainEvent], list[Rejection]]:
+        """Difference one poll: readings = {station id: mm accumulated since 19:00} at poll_t.
+
+        `raw` optionally gives each station's raw JSON for rejections.
+        """
+        events: list[RainEvent] = []
+        rejections: list[Rejection] = []
+        ts = datetime.fromtimestamp(poll_t, LOCAL_TZ)
+        day = rain_day_start(poll_t)
+        for station, value in readings.items():
+            raw_b = raw.get(station, b"") if raw else b""
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                rejections.append(Rejection(Reason.INVALID_VALUE, f"station {station}: accumulation {value!r} is not a finite number", "rain", raw_b))
+                continue
+            if value < 0:
+                rejections.append(Rejection(Reason.NEGATIVE_VALUE, f"station {station}: accumulation {value} mm is negative", "rain", raw_b))
+                continue
+            last = self._last.get(station)
+            if last is not None and poll_t <= last.t:
+                self.stats.repeated += 1
+                continue
+            self._last[station] = _Last(poll_t, float(value), day)
+            if last is None:
+                self.stats.first_seen += 1
+                if self.first_poll == "since_reset":
+                    events.append(RainEvent(station=station, ts=ts, rain_mm=round(float(value), 3)))
+                continue
+            if poll_t - last.t > self.max_gap_s:
+                self.stats.gaps += 1
+                continue
+            if day != last.rain_day:
+                self.stats.resets += 1
+                delta = float(value)
+            else:
+                delta = float(value) - last.value_mm
+                if delta < -self.tolerance_mm:
+                    self.stats.decreases += 1
+                    rejections.append(
+                        Rejection(
+                            Reason.INVALID_VALUE,
+                            f"station {station}: rain counter decreased from {last.value_mm} to {value} mm "
+                            f"at {format_ts(poll_t)} outside the 19:00 reset",
+                            "rain",
+                            raw_b,
+                        )
+                    )
+                    continue
+            events.append(RainEvent(station=station, ts=ts, rain_mm=round(max(0.0, delta), 3)))
+        self.stats.emitted += len(events)
+        return events, rejections

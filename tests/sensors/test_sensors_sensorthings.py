@@ -1,0 +1,96 @@
+"""SensorThings observations over MQTT (a real Mosquitto broker) → RainEvents / Rejections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import aiomqtt
+import pytest
+
+from ioc.errors import Reason
+from ioc.timeutil import parse_ts
+from sensors.sensorthings import SensorThingsSubscriber, convert, datastream_of, load_datastream_map
+from sensors.sink import CollectingSink
+
+MAP = {"17": {"kind": "rain", "station": "VP-001"}, "18": {"station": "VP-002", "factor": 0.2},
+       "gauge-x": {"kind": "rain", "station": "VP-003"}}
+
+
+def test_topic_parsing_and_map():
+    assert datastream_of("v1.1/Datastreams(17)/Observations") == "17"
+    assert datastream_of("v1.1/Datastreams('gauge-x')/Observations") == "gauge-x"
+    assert datastream_of("v1.1/Things(1)/Locations") is None
+    m = load_datastream_map(MAP)
+    assert m["18"].factor == 0.2 and m["17"].kind == "rain"
+    with pytest.raises(ValueError, match="datastreams\\[9\\]"):
+        load_datastream_map({"9": {"kind": "dossier", "station": "x"}})
+    with pytest.raises(ValueError):
+        load_datastream_map({"9": {"kind": "rain"}})
+
+
+CASES = [
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 2.4}', ("VP-001", "2026-10-28T13:10:00+07:00", 2.4)),
+    ("18", b'{"phenomenonTime": "2026-10-28T06:05:00Z", "result": 3, "resultTime": "2026-10-28T06:05:02Z"}',
+     ("VP-002", "2026-10-28T13:05:00+07:00", 0.6)),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:05:00+07:00/2026-10-28T13:10:00+07:00", "result": 0}',
+     ("VP-001", "2026-10-28T13:10:00+07:00", 0.0)),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": -0.2}', Reason.NEGATIVE_VALUE),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": "2.4"}', Reason.WRONG_TYPE),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": null}', Reason.MISSING_FIELD),
+    ("17", b'{"result": 1.0}', Reason.MISSING_FIELD),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00", "result": 1.0}', Reason.BAD_TIMESTAMP),
+    ("17", b'{"phenomenonTime": "soon", "result": 1.0}', Reason.BAD_TIMESTAMP),
+    ("17", b'{"phenomenonTime": ', Reason.BAD_JSON),
+    ("17", b'[1]', Reason.NOT_AN_OBJECT),
+    ("99", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 1.0}', Reason.INVALID_VALUE),
+]
+
+
+@pytest.mark.parametrize("ds,payload,expected", CASES)
+def test_convert(ds, payload, expected):
+    out = convert(f"v1.1/Datastreams({ds})/Observations", payload, load_datastream_map(MAP))
+    if isinstance(expected, Reason):
+        assert out.reason == expected and out.feed == "rain" and out.raw == payload
+    else:
+        station, ts, mm = expected
+        assert (out.station, out.t, out.rain_mm) == (station, parse_ts(ts), pytest.approx(mm))
+
+
+@pytest.mark.integration
+def test_subscriber_against_mosquitto(mqtt_broker):
+    host, port = mqtt_broker
+    prefix = f"ioc-test-{uuid.uuid4().hex[:8]}/v1.1"
+    sink = CollectingSink()
+    good = [(ds, p) for ds, p, exp in CASES if not isinstance(exp, Reason) and ds != "99"]
+    bad = [(ds, p) for ds, p, exp in CASES if isinstance(exp, Reason) and ds != "99"]
+
+    async def main():
+        sub = SensorThingsSubscriber(sink, MAP, host=host, port=port, topic_prefix=prefix, flush_s=0.05)
+        assert f"{prefix}/Datastreams('gauge-x')/Observations" in sub.topics()
+        stop = asyncio.Event()
+        task = asyncio.create_task(sub.run(stop))
+        await asyncio.wait_for(sub.ready.wait(), 10)
+        async with aiomqtt.Client(host, port) as pub:
+            for ds, payload in good + bad:
+                await pub.publish(f"{prefix}/Datastreams({ds})/Observations", payload, qos=1)
+            obs = json.dumps({"phenomenonTime": "2026-10-28T13:15:00+07:00", "result": 1.2})
+            await pub.publish(f"{prefix}/Datastreams('gauge-x')/Observations", obs, qos=1)
+        for _ in range(500):
+            if len(sink.events) + len(sink.rejections) >= len(good) + len(bad) + 1:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return sub
+
+    sub = asyncio.run(main())
+    assert sub.received == len(good) + len(bad) + 1
+    assert sorted((e.station, e.rain_mm) for e in sink.events) == sorted(
+        [("VP-001", 2.4), ("VP-002", pytest.approx(0.6)), ("VP-001", 0.0), ("VP-003", 1.2)]
+    )
+    assert sorted(r.reason for r in sink.rejections) == sorted(
+        exp for ds, p, exp in CASES if isinstance(exp, Reason) and ds != "99"
+    )
+    assert sink.batches < sub.received  # batched, not one call per message
