@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 host=config.host,
                 port=config.port,
                 log_level=args.log_level,
-                ws="websockets",
+                ws="websockets-sansio",
                 ws_per_message_deflate=False,
                 lifespan="off",
             )

@@ -102,8 +102,14 @@ class Hub:
         history_batches: int = 2048,
         max_pending: int = 50_000,
         on_coalesced: Callable[[int], None] | None = None,
+        fresh_indicators: Callable[[], Iterable[Indicator]] | None = None,
     ) -> None:
+        """`fresh_indicators`, when given, supplies every current indicator at the
+        watermark for snapshots (a value that has not changed for hours still
+        gets today's ts); it is called at most once per published seq."""
         self.seq = 0
+        self._fresh = fresh_indicators
+        self._fresh_cache: tuple[int, list[_Item]] | None = None
         self.latest: dict[Key, _Item] = {}
         self._resolved: deque[Key] = deque()
         self.history: deque[tuple[int, list[_Item]]] = deque(maxlen=history_batches)
@@ -150,8 +156,17 @@ class Hub:
         client.wakeup.clear()
         client.seq = self.seq
         sub = client.sub
-        raws = [it.raw for it in self.latest.values() if sub.wants(it.topic, it.entity)]
+        raws = [it.raw for it in self._snapshot_items() if sub.wants(it.topic, it.entity)]
         return _message(b'{"type":"snapshot","protocol":%d,"seq":%d,"records":[' % (PROTOCOL, self.seq), raws)
+
+    def _snapshot_items(self) -> list[_Item]:
+        if self._fresh is None:
+            return list(self.latest.values())
+        if self._fresh_cache is None or self._fresh_cache[0] != self.seq:
+            items = [_Item(key_of(r), topic_of(r), r.entity, encode(r)) for r in self._fresh()]
+            self._fresh_cache = (self.seq, items)
+        alerts = [it for it in self.latest.values() if it.key[0] == "alert"]
+        return [*self._fresh_cache[1], *alerts]
 
     def resume(self, client: ClientQueue, since: int) -> bytes | None:
         """Missed deltas after `since` as one coalesced delta, or None if history no longer covers it."""
@@ -181,7 +196,7 @@ class Hub:
     def snapshot_records(self) -> tuple[list[bytes], list[bytes]]:
         """(indicators, alerts) encoded, for /api/snapshot."""
         ind, al = [], []
-        for it in self.latest.values():
+        for it in self._snapshot_items():
             (al if it.key[0] == "alert" else ind).append(it.raw)
         return ind, al
 

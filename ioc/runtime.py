@@ -73,7 +73,7 @@ class Runtime:
         self.catalog = catalog
         self.pipeline = pipeline
         self.metrics = metrics or Metrics()
-        self.hub = hub or Hub(on_coalesced=self.metrics.ws_records_coalesced.inc)
+        self.hub = hub or Hub(on_coalesced=self.metrics.ws_records_coalesced.inc, fresh_indicators=pipeline.flush)
         self.clock = clock
         self.known = KnownIds(set(catalog.stations), set(catalog.units), set(catalog.sites))
         data = Path(config.data_dir)

@@ -78,3 +78,22 @@ def test_resolved_alerts_are_bounded_in_snapshot():
         hub.publish([Alert(rule="r", entity=f"E{i}", state="resolved", severity="info", ts="t", id=f"id{i}")])
     client = hub.connect(Subscription())
     assert len(decode(hub.snapshot_message(client))["records"]) == 200
+
+
+def test_snapshot_uses_fresh_indicators_once_per_seq():
+    calls = []
+
+    def fresh():
+        calls.append(1)
+        return [rain("A", 7.0)]
+
+    hub = Hub(fresh_indicators=fresh)
+    hub.publish([rain("A", 7.0), Alert(rule="r", entity="A", state="firing", severity="info", ts="t", id="a1")])
+    c1, c2 = hub.connect(Subscription()), hub.connect(Subscription())
+    for c in (c1, c2):
+        recs = decode(hub.snapshot_message(c))["records"]
+        assert sorted(r["type"] for r in recs) == ["alert", "indicator"]
+    assert len(calls) == 1
+    hub.publish([rain("A", 8.0)])
+    hub.snapshot_message(c1)
+    assert len(calls) == 2
