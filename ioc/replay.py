@@ -11,35 +11,14 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from ioc.catalog import Catalog
-from ioc.errors import Rejection
-from ioc.events import Event, parse_lines
 from ioc.records import encode
 from ioc.timeutil import format_ts
+from sensors.replay import iter_batches
 
 BATCH_LINES = 4096
-
-
-def read_batches(paths: list[Path], batch_lines: int = BATCH_LINES) -> Iterator[tuple[Path, list[Event], list[int], list[Rejection]]]:
-    """(file, events, their 1-based line numbers, rejections with line numbers) per chunk."""
-    for path in paths:
-        with open(path, "rb") as fh:
-            lineno = 0
-            while True:
-                chunk = []
-                for line in fh:
-                    chunk.append(line)
-                    if len(chunk) >= batch_lines:
-                        break
-                if not chunk:
-                    break
-                events, rejections = parse_lines(chunk, start=lineno + 1)
-                taken = {r.position for r in rejections}
-                numbers = [lineno + 1 + i for i, line in enumerate(chunk) if line.strip() and lineno + 1 + i not in taken]
-                lineno += len(chunk)
-                yield path, events, numbers, rejections
 
 
 def replay(files: list[Path], catalog: Catalog, emit: Path | None = None, rules_dir: Path | None = None,
@@ -53,13 +32,14 @@ def replay(files: list[Path], catalog: Catalog, emit: Path | None = None, rules_
     read = accepted = indicators = 0
     alerts: Counter[str] = Counter()
     try:
-        for path, events, numbers, rejections in read_batches(files):
-            read += len(events) + len(rejections)
+        for batch in iter_batches(files, BATCH_LINES):
+            events = batch.events
+            read += len(events) + len(batch.rejections)
             result = pipeline.process(events)
-            late = reject_positions(result.rejections, events, numbers)
-            for r in sorted([*rejections, *late], key=lambda r: r.position):
+            late = reject_positions(result.rejections, events, batch.positions)
+            for r in sorted([*batch.rejections, *late], key=lambda r: r.position):
                 reasons[str(r.reason)] += 1
-                print(f"{path}:{r.position}: {r.reason}: {r.detail}", file=stderr)
+                print(f"{batch.source}:{r.position}: {r.reason}: {r.detail}", file=stderr)
             accepted += result.accepted
             indicators += len(result.indicators)
             for a in result.alerts:

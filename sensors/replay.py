@@ -29,6 +29,7 @@ class ReplayBatch:
     lines: int = 0  # lines read in this batch (blank ones included)
     events: list[Event] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # 1-based line number of each event
 
 
 @dataclass
@@ -58,7 +59,9 @@ def iter_batches(paths: Iterable[str | Path], batch_size: int = 4096) -> Iterato
                 if not chunk:
                     break
                 events, rejections = parse_lines(chunk, start=line_no)
-                yield ReplayBatch(str(path), line_no, len(chunk), events, rejections)
+                refused = {r.position for r in rejections}
+                positions = [line_no + i for i, raw in enumerate(chunk) if raw.strip() and line_no + i not in refused]
+                yield ReplayBatch(str(path), line_no, len(chunk), events, rejections, positions)
                 line_no += len(chunk)
 
 
