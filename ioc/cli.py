@@ -39,17 +39,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     catalog = _catalog(config.catalog_path)
     alerting = build_alerting(config, catalog)
-    pipeline = build_pipeline(catalog, alerting.engine if alerting else None)
+    pipeline = build_pipeline(catalog, alerting.engine)
     runtime = Runtime(config, catalog, pipeline)
     if config.demo:
         runtime.feeds.append(DemoFeed(catalog, config.seed, config.speed))
-    router = alerting.router(runtime) if alerting else None
-    app = create_app(runtime, alerts_router=router)
+    app = create_app(runtime, alerts_router=alerting.router(runtime))
 
     async def serve() -> None:
         await runtime.start()
-        if alerting:
-            alerting.start(runtime)
+        alerting.start(runtime)
         url = f"http://{config.host}:{config.port}"
         print(f"IOC monitor: wall {url}/  console {url}/console  metrics {url}/metrics", flush=True)
         print(f"data dir: {config.data_dir.resolve()}  restored {runtime.restored_events} journaled events", flush=True)
@@ -71,9 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             await server.serve()
         finally:
-            if alerting:
-                await alerting.stop()
+            await alerting.stop()
             await runtime.stop()
+            alerting.close()
 
     _run_loop(serve())
     return 0
@@ -96,6 +94,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     catalog = _catalog(args.catalog)
     return replay(args.files, catalog, emit=args.emit, rules_dir=args.rules)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from alerts.backtest import backtest, format_backtest
+    from ioc.wiring import build_pipeline, build_rules
+    from sensors.replay import iter_batches
+
+    catalog = _catalog(args.catalog)
+    rules = build_rules(args.rules)
+    pipeline = build_pipeline(catalog)  # indicators only; the backtest runs the rules
+
+    def batches():
+        for batch in iter_batches(args.files):
+            for r in batch.rejections:
+                print(f"{batch.source}:{r.position}: {r.reason}: {r.detail}", file=sys.stderr)
+            result = pipeline.process(batch.events)
+            yield batch.events, result.indicators, pipeline.watermarks
+
+    print(format_backtest(backtest(batches(), rules=rules, catalog=catalog)))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the demo province)")
     rep.add_argument("--rules", type=Path, default=None, help="directory of alert rule YAML files")
     rep.set_defaults(func=cmd_replay)
+
+    bt = sub.add_parser(
+        "backtest",
+        help="run alert rules over recorded data and print what would have fired, when and for how long",
+        description="Backtest alert rules over recorded JSONL in event time, to tune thresholds before deployment.",
+    )
+    bt.add_argument("files", nargs="+", type=Path, help="JSONL files of input events")
+    bt.add_argument("--rules", type=Path, default=None, help="directory of rule YAML files overriding the built-in pack")
+    bt.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the demo province)")
+    bt.set_defaults(func=cmd_backtest)
 
     try:
         from ioc.cli_distributed import add_commands

@@ -88,6 +88,7 @@ class Runtime:
         self.sim_state: dict[str, Any] = {}
         self.live_now: Callable[[], float | None] = lambda: None if config.demo else clock()
         self.on_alerts: list[Callable[[list[Alert]], None]] = []
+        self.on_checkpoint: list[Callable[[], Any]] = []
         self.restored_events = 0
         self.started = False
 
@@ -224,17 +225,23 @@ class Runtime:
     def checkpoint(self) -> None:
         t0 = time.perf_counter()
         segment, offset = self.journal.rotate()
+        for hook in self.on_checkpoint:  # e.g. the alert engine saving its core state to its store
+            hook()
         cp = Checkpoint(
             version=CHECKPOINT_VERSION,
             journal_segment=segment,
             journal_offset=offset,
-            pipeline=self.pipeline.get_state(),
+            # an engine with a store keeps its own state (acks after this checkpoint must survive)
+            pipeline=self.pipeline.get_state(include_engine=not self._engine_has_store()),
             extra={"sim": self.sim_state},
         )
         write_checkpoint(self.checkpoint_path, cp)
         self.journal.prune_before(segment)
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_seconds.set(time.perf_counter() - t0)
+
+    def _engine_has_store(self) -> bool:
+        return getattr(self.pipeline.engine, "store", None) is not None
 
     async def _checkpoint_loop(self) -> None:
         while True:

@@ -84,9 +84,9 @@ class Pipeline:
             out.extend(processor.flush())
         return out
 
-    def get_state(self) -> dict[str, Any]:
+    def get_state(self, include_engine: bool = True) -> dict[str, Any]:
         state: dict[str, Any] = {"processors": {f: p.get_state() for f, p in self.processors.items()}}
-        if self.engine is not None and hasattr(self.engine, "get_state"):
+        if include_engine and self.engine is not None and hasattr(self.engine, "get_state"):
             state["engine"] = self.engine.get_state()
         return state
 

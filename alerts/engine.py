@@ -1,0 +1,779 @@
+"""AlertEngine: rules + detectors + lifecycle behind one batch API.
+
+    engine = AlertEngine(rules, catalog, store=None)
+    alerts = engine.process(events, indicators, watermarks)
+
+Pure apart from the optional `store` (an adapter object it calls to persist
+transitions, acknowledgements, silences and the notification outbox).  No
+wall clock: every transition is stamped with event time (the feed's
+watermark, which is what Indicator.ts carries), so a replay of the same
+batches gives byte-identical alerts.  Operator actions (acknowledge, silence)
+carry a wall-clock time that the caller passes in.
+
+Thread safety: public methods take one lock, so an API thread may call
+acknowledge() while the pipeline thread calls process().
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from typing import Any, Iterable, Sequence
+
+import msgspec
+
+from ioc.catalog import Catalog
+from ioc.events import CameraEvent, DossierEvent, RainEvent
+from ioc.records import Alert, Indicator
+from ioc.timeutil import format_ts, parse_ts
+
+from alerts.conditions import FIRE, FIRING, INACTIVE, RESOLVE, CondState, step
+from alerts.detectors import (
+    HourlySeries,
+    HourOfWeekBaseline,
+    SensorTrack,
+    StaleTracker,
+    implausible_camera,
+    implausible_rain,
+)
+from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silence
+from alerts.rules import Rule, RuleSet, parse_duration
+
+__all__ = ["AlertEngine", "NotFound", "NotActive", "Silence"]
+
+_SEP = "\x1f"
+_LOCAL = 7 * 3600
+
+
+def _rain_day(t: float) -> int:
+    """Start (epoch s) of the hydro-met rain day (19:00–19:00 local) containing t."""
+    return int((t + _LOCAL - 19 * 3600) // 86400) * 86400 + 19 * 3600 - _LOCAL
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def _fmt_num(x: float | None) -> str:
+    if x is None:
+        return "?"
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+class _Fmt(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _render(templates: dict[str, str], ctx: dict[str, Any]) -> dict[str, str]:
+    f = _Fmt(ctx)
+    out = {}
+    for lang, text in templates.items():
+        try:
+            out[lang] = text.format_map(f)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            out[lang] = text
+    return out
+
+
+class AlertEngine:
+    def __init__(self, rules: RuleSet | Iterable[Rule], catalog: Catalog | None = None, store: Any = None, *,
+                 incident_window_s: float = 6 * 3600) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.catalog = catalog
+        self.store = store
+        self._lock = threading.RLock()
+        self._lc = Lifecycle(incident_window_s)
+        self._by_name = {r.name: r for r in self.rules}
+        self._by_input: dict[tuple[str, str], list[Rule]] = {}
+        self._day_inputs: set[tuple[str, str]] = set()
+        for r in self.rules:
+            if r.kind in ("threshold", "levels"):
+                for inp in r.inputs():
+                    self._by_input.setdefault(inp, []).append(r)
+                for lv in r.levels:
+                    self._day_inputs.update((c.indicator, c.window) for c in lv.any if c.days)
+        kinds = {r.kind: r for r in self.rules}
+        self._stale_rule = kinds.get("stale")
+        self._flat_rule = kinds.get("flatline")
+        self._bad_rule = kinds.get("implausible")
+        self._anom_rule = kinds.get("anomaly")
+        fp = self._flat_rule.params if self._flat_rule else {}
+        self._flat_cfg = (int(fp.get("min_readings", 6)), parse_duration(fp.get("min_duration", "1h")),
+                          tuple(float(x) for x in fp.get("ignore", [0])))
+        self._notifications: list[dict] = []
+        self._ts_cache: dict[str, float] = {}
+        self._ticking: dict[tuple[str, str], None] = {}
+        self._reset_core()
+        if store is not None:
+            self._restore_from_store()
+
+    def _reset_core(self) -> None:
+        self._wm: dict[str, float] = {}
+        self._latest: dict[tuple[str, str, str], Any] = {}
+        self._conds: dict[tuple[str, str], CondState] = {}
+        self._ticking = {}
+        self._days: dict[tuple[str, str, str], dict[int, float]] = {}
+        sr = self._stale_rule
+        stale_s = float(sr.params.get("minutes", 30)) * 60 if sr else 1800.0
+        self._stale: dict[str, StaleTracker] = {f: StaleTracker(stale_s) for f in (sr.feeds if sr else ())}
+        self._seeded: set[str] = set()
+        self._tracks: dict[str, dict[str, SensorTrack]] = {"rain": {}, "camera": {}}
+        self._bad_active: dict[str, set[str]] = {"rain": set(), "camera": set()}
+        ar = self._anom_rule
+        self._series: dict[str, HourlySeries] = {}
+        if ar:
+            if "dossier" in ar.feeds:
+                self._series["dossier"] = HourlySeries(count=True)
+            if "camera" in ar.feeds:
+                self._series["camera"] = HourlySeries(count=False)
+        self._baselines: dict[tuple[str, str], HourOfWeekBaseline] = {}
+
+    # ================================================================ batch API
+    def process(self, events: Sequence[Any], indicators: Sequence[Indicator],
+                watermarks: dict[str, float | None]) -> list[Alert]:
+        """Evaluate one batch; returns an Alert record for every transition that matters."""
+        with self._lock:
+            prev = dict(self._wm)
+            for feed, w in watermarks.items():
+                if w is not None and w > self._wm.get(feed, -math.inf):
+                    self._wm[feed] = float(w)
+            out: list[Alert] = []
+            if events:
+                self._consume_events(events, prev, out)
+            dirty: dict[tuple[Rule, str], list] = {}
+            if indicators:
+                self._consume_indicators(indicators, dirty)
+            for (rule, entity), (t, late) in dirty.items():
+                self._evaluate(rule, entity, t, late, out)
+            self._tick(dirty, out)
+            self._detect_at_watermarks(out)
+            self._lc.release_muted(self._wm)
+            self._persist()
+            return out
+
+    # ---------------------------------------------------------------- indicators & rules
+    def _ts(self, text: str) -> float:
+        t = self._ts_cache.get(text)
+        if t is None:
+            if len(self._ts_cache) > 4096:
+                self._ts_cache.clear()
+            t = self._ts_cache[text] = parse_ts(text)
+        return t
+
+    def _consume_indicators(self, indicators: Sequence[Indicator], dirty: dict) -> None:
+        by_input = self._by_input
+        for ind in indicators:
+            rules = by_input.get((ind.name, ind.window))
+            if not rules:
+                continue
+            t = self._ts(ind.ts)
+            self._latest[(ind.name, ind.window, ind.entity)] = ind.value
+            if (ind.name, ind.window) in self._day_inputs:
+                v = _num(ind.value)
+                if v is not None:
+                    days = self._days.setdefault((ind.name, ind.window, ind.entity), {})
+                    d = _rain_day(t)
+                    if v > days.get(d, -math.inf):
+                        days[d] = v
+                    if len(days) > 10:
+                        del days[min(days)]
+            for r in rules:
+                k = (r, ind.entity)
+                cur = dirty.get(k)
+                if cur is None:
+                    dirty[k] = [t, ind.late]
+                else:
+                    cur[0] = max(cur[0], t)
+                    cur[1] = cur[1] or ind.late
+        return None
+
+    def _tick(self, dirty: dict, out: list[Alert]) -> None:
+        """Advance pending/clearing conditions to their feed's watermark (constant values are not re-emitted)."""
+        if not self._ticking:
+            return
+        done = {(r.name, e) for r, e in dirty}
+        for key in list(self._ticking):
+            if key in done:
+                continue
+            rule = self._by_name.get(key[0])
+            if rule is None:
+                self._ticking.pop(key, None)
+                continue
+            t = self._wm.get(rule.feeds[0]) if rule.feeds else None
+            if t is not None:
+                self._evaluate(rule, key[1], t, False, out)
+
+    def _value(self, rule: Rule, entity: str) -> float | None:
+        v = _num(self._latest.get((rule.indicator, rule.window, entity)))
+        if v is None or rule.per is None:
+            return v
+        d = _num(self._latest.get((rule.per[0], rule.per[1], entity)))
+        if d is None:
+            return None
+        return v / max(d, 1.0)  # no counter open: count the queue as if one were
+
+    def _cond(self, rule: Rule, entity: str) -> CondState:
+        key = (rule.name, entity)
+        st = self._conds.get(key)
+        if st is None:
+            st = self._conds[key] = CondState()
+            a = self._lc.active.get((rule.name, entity, ""))
+            if a is not None:  # restored from a store without a checkpoint: it is firing
+                st.phase, st.level = FIRING, int(a.labels.get("level", "0") or 0)
+        return st
+
+    def _evaluate(self, rule: Rule, entity: str, t: float, late: bool, out: list[Alert]) -> None:
+        if rule.kind == "levels":
+            self._eval_levels(rule, entity, t, late, out)
+        else:
+            self._eval_threshold(rule, entity, t, late, out)
+
+    def _after_step(self, rule: Rule, entity: str, st: CondState) -> None:
+        key = (rule.name, entity)
+        if st.ticking:
+            self._ticking[key] = None
+        else:
+            self._ticking.pop(key, None)
+            if st.phase == INACTIVE:
+                self._conds.pop(key, None)
+
+    def _eval_threshold(self, rule: Rule, entity: str, t: float, late: bool, out: list[Alert]) -> None:
+        v = self._value(rule, entity)
+        if v is None:
+            return  # no data is not zero: neither fire nor clear
+        st = self._cond(rule, entity)
+        prev = st.value if st.phase == FIRING else None
+        ev = step(st, t, rule.fires(v), rule.clears(v), rule.for_s, rule.keep_firing_for_s, late)
+        st.value = v
+        if ev is None and st.phase == FIRING and prev == v:
+            self._after_step(rule, entity, st)
+            return  # firing, same value: nothing to update
+        key: Key = (rule.name, entity, "")
+        if ev == RESOLVE:
+            self._emit(out, self._lc.resolve(key, ts=format_ts(t), t=t, value=round(v, 3), late=late))
+        elif ev == FIRE or st.phase == FIRING:
+            extra = {"threshold": _fmt_num(rule.threshold), "clear_threshold": _fmt_num(rule.clear_threshold),
+                     "indicator": rule.indicator, "window": rule.window,
+                     "per": f"{rule.per[0]}" if rule.per else ""}
+            labels = self._labels(rule, entity, "station" if rule.entity == "station" else rule.entity, t)
+            self._fire(rule, (rule.name, entity, ""), entity, t, v, rule.severity, labels, extra,
+                       late=(st.late or late) if ev == FIRE else late, out=out)
+        self._after_step(rule, entity, st)
+
+    def _days_hold(self, c, entity: str, t: float) -> bool:
+        days = self._days.get((c.indicator, c.window, entity))
+        if not days:
+            return False
+        d, n = _rain_day(t), 0
+        while n < c.days:
+            v = days.get(d)
+            if v is None or not c.holds(v):
+                return False
+            n += 1
+            d -= 86400
+        return True
+
+    def _eval_levels(self, rule: Rule, entity: str, t: float, late: bool, out: list[Alert]) -> None:
+        level, matched, seen = 0, "", False
+        chosen = None
+        for lv in rule.levels:
+            for c in lv.any:
+                v = _num(self._latest.get((c.indicator, c.window, entity)))
+                if v is None:
+                    continue
+                seen = True
+                if c.holds(v) and (c.days == 0 or self._days_hold(c, entity, t)):
+                    level, matched, chosen = lv.level, c.describe(), lv
+                    break
+        if not seen:
+            return
+        clear = True
+        for c in rule.clear_all:
+            v = _num(self._latest.get((c.indicator, c.window, entity)))
+            if v is not None and not c.holds(v):
+                clear = False
+        st = self._cond(rule, entity)
+        ev = step(st, t, level >= 1, clear and level == 0, rule.for_s, rule.keep_firing_for_s, late)
+        v = _num(self._latest.get((rule.indicator, rule.window, entity)))
+        key: Key = (rule.name, entity, "")
+        if ev == RESOLVE:
+            self._emit(out, self._lc.resolve(key, ts=format_ts(t), t=t, value=None if v is None else round(v, 3),
+                                             late=late))
+        elif ev == FIRE or st.phase == FIRING:
+            if level >= 1:
+                st.level = level
+            lv = chosen if (chosen is not None and level == st.level) else next(
+                (x for x in rule.levels if x.level == st.level), rule.levels[0])
+            labels = self._labels(rule, entity, "station", t)
+            labels.update(lv.labels)
+            labels["level"] = str(lv.level)
+            labels["verify"] = "true" if lv.verify else "false"
+            extra = {"level": lv.level, "level_name_vi": lv.name.get("vi", ""), "level_name_en": lv.name.get("en", ""),
+                     "indicator": rule.indicator, "window": rule.window, "matched": matched or "-"}
+            self._fire(rule, key, entity, t, v, lv.severity, labels, extra,
+                       late=(st.late or late) if ev == FIRE else late, level=lv.level, out=out)
+        self._after_step(rule, entity, st)
+
+    # ---------------------------------------------------------------- catalog context
+    def _entity_info(self, kind: str, entity: str) -> tuple[str, str | None, dict[str, str]]:
+        """(display name, unit id, extra labels) of an entity from the catalog."""
+        cat = self.catalog
+        if cat is None:
+            return entity, (entity if kind == "unit" else None), {}
+        if kind == "station":
+            s = cat.stations.get(entity)
+            if s is not None:
+                return s.name, s.commune or s.district, {}
+        elif kind == "unit":
+            u = cat.units.get(entity)
+            return (u.name if u else entity), entity, {}
+        elif kind == "site":
+            s = cat.sites.get(entity)
+            if s is not None:
+                return s.name, s.unit, {}
+        elif kind == "camera":
+            site_id = cat.camera_site.get(entity)
+            s = cat.sites.get(site_id) if site_id else None
+            if s is not None:
+                return f"{entity} ({s.name})", s.unit, {"site": s.id}
+        return entity, None, {"unknown": "true"}
+
+    def _labels(self, rule: Rule, entity: str, kind: str, t: float) -> dict[str, str]:
+        labels = dict(rule.labels)
+        _, unit, extra = self._entity_info(kind, entity)
+        labels.update(extra)
+        if unit:
+            labels["unit"] = unit
+        if kind == "station" and rule.kind in ("threshold", "levels") and rule.feeds == ("rain",):
+            tr = self._tracks["rain"].get(entity)
+            if tr is not None and tr.bad_t is not None and tr.bad_t > t - max(rule.max_window_s(), 3600.0):
+                labels["data_quality"] = "suspect"  # an implausible reading is inside the window
+        return labels
+
+    def _fire(self, rule: Rule, key: Key, entity: str, t: float, value: float | None, severity: str,
+              labels: dict[str, str], extra: dict[str, Any], *, late: bool, out: list[Alert], level: int = 0,
+              feed: str | None = None) -> None:
+        kind = {"threshold": rule.entity, "levels": "station"}.get(rule.kind, rule.entity)
+        if "/" in kind or kind not in ("station", "unit", "site", "camera"):
+            kind = {"rain": "station", "camera": "camera", "dossier": "unit"}.get(feed or "", "unit")
+            if rule.kind == "anomaly" and feed == "camera":
+                kind = "site"
+        name, unit, _ = self._entity_info(kind, entity)
+        ts = format_ts(t)
+        rv = None if value is None else round(float(value), 3) + 0.0
+        cur = self._lc.active.get(key)
+        ctx = {"rule": rule.name, "entity": entity, "entity_name": name, "value": math.nan if rv is None else rv,
+               "severity": severity, "unit": unit or "", "ts": ts, "started": cur.started if cur else ts,
+               **labels, **extra}
+        msg = _render(rule.message, ctx)
+        a = self._lc.fire(key, ts=ts, t=t, value=rv, severity=severity, labels=labels, message=msg, late=late,
+                          feed=feed or (rule.feeds[0] if rule.feeds else ""), hazard=rule.hazard, level=level)
+        if a is None and cur is not None:
+            self._lc.active[key] = self._with_message(key, msg)
+        self._emit(out, a)
+
+    def _with_message(self, key: Key, msg: dict[str, str]) -> Alert:
+        a = self._lc.active[key]
+        return a if a.message == msg else msgspec.structs.replace(a, message=msg)
+
+    @staticmethod
+    def _emit(out: list[Alert], a: Alert | None) -> None:
+        if a is not None:
+            out.append(a)
+
+    # ---------------------------------------------------------------- detectors
+    def _consume_events(self, events: Sequence[Any], prev: dict[str, float], out: list[Alert]) -> None:
+        stale = self._stale
+        rain_stale, cam_stale = stale.get("rain"), stale.get("camera")
+        flat, bad = self._flat_rule, self._bad_rule
+        tracks_r, tracks_c = self._tracks["rain"], self._tracks["camera"]
+        bp = bad.params if bad else {}
+        max_mm = float(bp.get("max_reading_mm", 100.0))
+        max_rate = float(bp.get("max_rate_mm_h", 300.0))
+        min_iv = float(bp.get("min_interval_s", 300.0))
+        max_wait = float(bp.get("max_waiting", 500.0))
+        max_ctr = bp.get("max_counters_open")
+        want_r_track = bool(flat and "rain" in flat.feeds) or bool(bad and "rain" in bad.feeds)
+        want_c_track = bool(flat and "camera" in flat.feeds) or bool(bad and "camera" in bad.feeds)
+        dossier_s, camera_s = self._series.get("dossier"), self._series.get("camera")
+        recovered: list[tuple[str, str, float]] = []
+        touched: dict[tuple[str, str], None] = {}  # flatline to re-check
+        new_bad: dict[tuple[str, str], None] = {}  # a new implausible reading arrived
+        wm_r, wm_c = prev.get("rain", -math.inf), prev.get("camera", -math.inf)
+        cat = self.catalog
+        for e in events:
+            tp = type(e)
+            if tp is RainEvent:
+                ent, t = e.station, e.t
+                if want_r_track:
+                    tr = tracks_r.get(ent)
+                    if tr is None:
+                        tr = tracks_r[ent] = SensorTrack()
+                    if bad is not None:
+                        dt = t - tr.last_t if tr.last_t is not None and t > tr.last_t else None
+                        why = implausible_rain(e.rain_mm, dt, max_mm, max_rate, min_iv)
+                        if why is not None and (tr.bad_t is None or t >= tr.bad_t):
+                            tr.bad_t, tr.bad_reason, tr.bad_reading, tr.bad_late = t, why, e.rain_mm, t < wm_r
+                            new_bad[("rain", ent)] = None
+                    if tr.last_t is None or t > tr.last_t:
+                        tr.last_t = t
+                    if flat is not None:
+                        tr.see_flat(t, e.rain_mm)
+                        touched[("rain", ent)] = None
+                if rain_stale is not None and rain_stale.seen(ent, t):
+                    recovered.append(("rain", ent, t))
+            elif tp is CameraEvent:
+                ent, t = e.camera, e.t
+                if want_c_track:
+                    tr = tracks_c.get(ent)
+                    if tr is None:
+                        tr = tracks_c[ent] = SensorTrack()
+                    if bad is not None:
+                        mc = max_ctr
+                        if cat is not None:
+                            site = cat.sites.get(e.site)
+                            if site is not None:
+                                mc = site.counters
+                        why = implausible_camera(e.waiting, e.counters_open, max_wait, mc)
+                        if why is not None and (tr.bad_t is None or t >= tr.bad_t):
+                            tr.bad_t, tr.bad_reason, tr.bad_reading, tr.bad_late = t, why, e.waiting, t < wm_c
+                            new_bad[("camera", ent)] = None
+                    if tr.last_t is None or t > tr.last_t:
+                        tr.last_t = t
+                    if flat is not None:
+                        tr.see_flat(t, e.waiting)
+                        touched[("camera", ent)] = None
+                if cam_stale is not None and cam_stale.seen(ent, t):
+                    recovered.append(("camera", ent, t))
+                if camera_s is not None:
+                    camera_s.add(e.site, t, e.waiting)
+            elif tp is DossierEvent:
+                if dossier_s is not None and e.status == "received":
+                    dossier_s.add(e.unit, e.t)
+        sr = self._stale_rule
+        for feed, ent, t_ev in recovered:
+            t = self._wm.get(feed, t_ev)
+            self._emit(out, self._lc.resolve((sr.name, ent, feed), ts=format_ts(t), t=t, keep_value=True))
+        for feed, ent in touched:
+            tr = self._tracks[feed][ent]
+            if feed in flat.feeds:
+                self._check_flat(flat, feed, ent, tr, self._wm.get(feed, tr.last_t), out)
+        for feed, ent in new_bad:
+            tr = self._tracks[feed][ent]
+            if feed in bad.feeds:
+                self._fire_bad(bad, feed, ent, tr, self._wm.get(feed, tr.last_t), out)
+
+    def _check_flat(self, rule: Rule, feed: str, ent: str, tr: SensorTrack, t: float, out: list[Alert]) -> None:
+        key: Key = (rule.name, ent, feed)
+        if tr.is_flat(*self._flat_cfg):
+            if key in self._lc.active:
+                return  # still the same stuck value
+            labels = self._labels(rule, ent, "station" if feed == "rain" else "camera", t)
+            labels["feed"] = feed
+            extra = {"reading": tr.flat_value, "readings": tr.flat_n, "feed": feed,
+                     "minutes": round((tr.flat_last_t - tr.flat_first_t) / 60.0)}
+            self._fire(rule, key, ent, t, tr.flat_value, rule.severity, labels, extra, late=False, out=out, feed=feed)
+        elif key in self._lc.active:
+            self._emit(out, self._lc.resolve(key, ts=format_ts(t), t=t, value=tr.flat_value))
+
+    def _fire_bad(self, rule: Rule, feed: str, ent: str, tr: SensorTrack, t: float, out: list[Alert]) -> None:
+        key: Key = (rule.name, ent, feed)
+        labels = self._labels(rule, ent, "station" if feed == "rain" else "camera", t)
+        labels["feed"] = feed
+        labels["reason"] = tr.bad_reason
+        extra = {"reason": tr.bad_reason, "reading": tr.bad_reading, "feed": feed}
+        self._fire(rule, key, ent, t, tr.bad_reading, rule.severity, labels, extra, late=tr.bad_late, out=out,
+                   feed=feed)
+        self._bad_active[feed].add(ent)
+
+    def _detect_at_watermarks(self, out: list[Alert]) -> None:
+        sr = self._stale_rule
+        if sr is not None:
+            for feed, tracker in self._stale.items():
+                wm = self._wm.get(feed)
+                if wm is None:
+                    continue
+                if feed not in self._seeded:
+                    self._seeded.add(feed)
+                    if self.catalog is not None and sr.params.get("catalog", True):
+                        ids = sorted(self.catalog.stations) if feed == "rain" else sorted(self.catalog.camera_site)
+                        for ent in ids:
+                            tracker.expect(ent, wm)
+                for ent, last in tracker.due(wm):
+                    kind = "station" if feed == "rain" else "camera"
+                    labels = self._labels(sr, ent, kind, wm)
+                    labels["feed"] = feed
+                    labels["last_seen"] = format_ts(last)
+                    minutes = round((wm - last) / 60.0)
+                    extra = {"minutes": minutes, "last_seen": format_ts(last), "feed": feed}
+                    self._fire(sr, (sr.name, ent, feed), ent, wm, float(minutes), sr.severity, labels, extra,
+                               late=False, out=out, feed=feed)
+        br = self._bad_rule
+        if br is not None:
+            hold = br.keep_firing_for_s or 3600.0
+            for feed, ents in self._bad_active.items():
+                wm = self._wm.get(feed)
+                if wm is None or not ents:
+                    continue
+                for ent in sorted(ents):
+                    tr = self._tracks[feed].get(ent)
+                    key: Key = (br.name, ent, feed)
+                    if key not in self._lc.active:
+                        ents.discard(ent)
+                    elif tr is None or tr.bad_t is None or wm - tr.bad_t >= hold:
+                        ents.discard(ent)
+                        self._emit(out, self._lc.resolve(key, ts=format_ts(wm), t=wm, keep_value=True))
+        ar = self._anom_rule
+        if ar is not None:
+            self._detect_anomalies(ar, out)
+
+    def _detect_anomalies(self, rule: Rule, out: list[Alert]) -> None:
+        p = rule.params
+        thr = float(p.get("threshold", 4.0))
+        min_delta = float(p.get("min_delta", 3.0))
+        for feed, series in self._series.items():
+            wm = self._wm.get(feed)
+            if wm is None:
+                continue
+            kind = "unit" if feed == "dossier" else "site"
+            name = "dossier_received_per_hour" if feed == "dossier" else "queue_waiting_hourly_mean"
+            for ent, h, value, partial in series.close(wm):
+                bl = self._baselines.get((feed, ent))
+                if bl is None:
+                    bl = self._baselines[(feed, ent)] = HourOfWeekBaseline(
+                        int(p.get("history", 8)), int(p.get("min_history", 3)), float(p.get("min_scale", 1.0)))
+                z = bl.score_one(h, value)
+                exp = bl.expected(h)
+                flagged = z is not None and exp is not None and abs(z) >= thr and abs(value - exp) >= min_delta
+                key: Key = (rule.name, ent, feed)
+                if flagged:
+                    labels = self._labels(rule, ent, kind, wm)
+                    labels.update(series=name, direction="above" if z > 0 else "below")
+                    extra = {"expected": round(exp, 1), "score": round(z, 1), "series": name, "feed": feed,
+                             "hour": format_ts(h)[11:16]}
+                    self._fire(rule, key, ent, wm, round(value, 2), rule.severity, labels, extra, late=False,
+                               out=out, feed=feed)
+                else:
+                    if not partial:
+                        bl.learn_one(h, value)  # never learn from a point that was flagged
+                    if key in self._lc.active:
+                        self._emit(out, self._lc.resolve(key, ts=format_ts(wm), t=wm, value=round(value, 2)))
+
+    # ================================================================ persistence
+    def _persist(self) -> None:
+        commit = self._lc.take_commit()
+        if not commit:
+            return
+        if commit.outbox:
+            self._notifications.extend(commit.outbox)
+            if len(self._notifications) > 10000:
+                del self._notifications[: len(self._notifications) - 10000]
+        if self.store is not None:
+            self.store.commit(commit)
+
+    def _restore_from_store(self) -> None:
+        data = self.store.load()
+        if data.get("state"):
+            self._set_core_state(data["state"].get("core", {}))
+        self._lc.restore(data.get("active", []), data.get("resolved", []), data.get("silences", []))
+        for key, a in self._lc.active.items():
+            rule = self._by_name.get(key[0])
+            if rule is None:
+                continue
+            if rule.kind == "stale" and key[2] in self._stale:
+                self._stale[key[2]].stale.add(key[1])
+            elif rule.kind == "implausible" and key[2] in self._bad_active:
+                self._bad_active[key[2]].add(key[1])
+                tr = self._tracks[key[2]].setdefault(key[1], SensorTrack())
+                if tr.bad_t is None:
+                    tr.bad_t = self._ts(a.ts)
+
+    def checkpoint(self) -> dict:
+        """Save the full engine state to the store (if any) and return it."""
+        with self._lock:
+            state = self.get_state()
+            if self.store is not None:
+                self.store.commit(Commit(engine_state=state))
+            return state
+
+    # ================================================================ operator API
+    def active(self) -> list[Alert]:
+        """Active alerts (firing, acknowledged or not), newest first — for snapshots."""
+        with self._lock:
+            return self._sorted(list(self._lc.active.values()))
+
+    def get(self, alert_id: str) -> Alert | None:
+        with self._lock:
+            a = self._lc.get(alert_id)
+            if a is None and self.store is not None:
+                a = self.store.get_alert(alert_id)
+            return a
+
+    def history(self, alert_id: str) -> list[dict]:
+        """Audit entries of one alert, oldest first."""
+        with self._lock:
+            if self.store is not None:
+                return self.store.history(alert_id)
+            return self._lc.history(alert_id)
+
+    def acknowledge(self, alert_id: str, by: str, comment: str | None = None, at: float | None = None) -> Alert:
+        """Acknowledge an active alert; `at` is the wall-clock time of the operator action (epoch s).
+
+        Raises NotFound (unknown id) or NotActive (already resolved).
+        Acknowledging twice is idempotent (returns the alert as it is).
+        """
+        with self._lock:
+            a = self._lc.get(alert_id)
+            if a is None and self.store is not None and self.store.get_alert(alert_id) is not None:
+                raise NotActive(f"alert {alert_id} is already resolved")
+            at_s = format_ts(at) if at is not None else (a.ts if a is not None else "")
+            a = self._lc.acknowledge(alert_id, by, comment, at_s)
+            self._persist()
+            return a
+
+    def drain_updates(self) -> list[Alert]:
+        """Lifecycle updates made outside process() (acknowledgements) since the last call."""
+        with self._lock:
+            return self._lc.drain_updates()
+
+    def drain_notifications(self) -> list[dict]:
+        """Outbox entries produced since the last call (for store-less use; with a store, use its outbox)."""
+        with self._lock:
+            out, self._notifications = self._notifications, []
+            return out
+
+    def add_silence(self, matchers: dict[str, str], ends_at: float, *, starts_at: float | None = None,
+                    by: str = "", comment: str = "", created_at: float | None = None) -> Silence:
+        """Mute notifications of alerts matching every matcher (shell wildcards) until `ends_at` (epoch s,
+        compared with the alert's event time)."""
+        if not isinstance(matchers, dict) or not matchers or not all(
+                isinstance(k, str) and isinstance(v, str) and k and v for k, v in matchers.items()):
+            raise ValueError("matchers must be a non-empty mapping of names to text, e.g. {\"rule\": \"rain_*\"}")
+        if starts_at is not None and ends_at <= starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        with self._lock:
+            raw = json.dumps([matchers, ends_at, starts_at, by, comment, created_at, len(self._lc.silences)],
+                             sort_keys=True)
+            sid = hashlib.sha1(raw.encode()).hexdigest()[:16]
+            s = self._lc.add_silence(Silence(sid, dict(matchers), float(ends_at), starts_at, by, created_at, comment))
+            self._persist()
+            return s
+
+    def remove_silence(self, silence_id: str) -> bool:
+        with self._lock:
+            ok = self._lc.remove_silence(silence_id)
+            self._persist()
+            return ok
+
+    def silences(self) -> list[Silence]:
+        with self._lock:
+            return sorted(self._lc.silences.values(), key=lambda s: (s.ends_at, s.id))
+
+    def silence_expired(self, s: Silence) -> bool:
+        """Expired relative to event time (the most advanced feed watermark)."""
+        wm = max(self._wm.values(), default=None)
+        return wm is not None and s.ends_at <= wm
+
+    def list(self, state: str | None = None, severity: str | None = None, rule: str | None = None,
+             unit: str | None = None, limit: int = 500) -> list[Alert]:
+        """Filtered alerts, newest first.  state: firing|active (all active), acknowledged,
+        unacknowledged, resolved; unit also matches alerts of its child units."""
+        with self._lock:
+            items: list[Alert] = []
+            if state in (None, "firing", "active", "acknowledged", "unacknowledged"):
+                items.extend(self._lc.active.values())
+            if state in (None, "resolved"):
+                resolved = {a.id: a for a in self._lc.resolved.values()}
+                if self.store is not None:
+                    for a in self.store.list_alerts(state="resolved", limit=limit):
+                        resolved.setdefault(a.id, a)
+                items.extend(resolved.values())
+            if state == "acknowledged":
+                items = [a for a in items if a.acknowledged]
+            elif state == "unacknowledged":
+                items = [a for a in items if not a.acknowledged]
+            if severity:
+                items = [a for a in items if a.severity == severity]
+            if rule:
+                items = [a for a in items if a.rule == rule]
+            if unit:
+                items = [a for a in items if self._in_unit(a, unit)]
+            return self._sorted(items)[:limit]
+
+    def _in_unit(self, a: Alert, unit: str) -> bool:
+        u = a.labels.get("unit")
+        if u is None:
+            return a.entity == unit
+        if u == unit:
+            return True
+        return self.catalog is not None and unit in self.catalog.ancestors(u)
+
+    def _sorted(self, items: list[Alert]) -> list[Alert]:
+        return sorted(items, key=lambda a: (self._ts(a.ts), a.id), reverse=True)
+
+    # ================================================================ checkpoints
+    def get_state(self) -> dict:
+        with self._lock:
+            return {"version": 1, "core": self._core_state(), "lifecycle": self._lc.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        with self._lock:
+            self._set_core_state(state.get("core", {}))
+            if "lifecycle" in state:
+                self._lc.set_state(state["lifecycle"])
+
+    def _core_state(self) -> dict:
+        return {
+            "wm": dict(self._wm),
+            "latest": {_SEP.join(k): v for k, v in self._latest.items()},
+            "conds": {_SEP.join(k): st.to_list() for k, st in self._conds.items()},
+            "days": {_SEP.join(k): {str(d): v for d, v in dd.items()} for k, dd in self._days.items()},
+            "stale": {f: tr.get_state() for f, tr in self._stale.items()},
+            "seeded": sorted(self._seeded),
+            "tracks": {f: {e: tr.to_list() for e, tr in d.items()} for f, d in self._tracks.items()},
+            "bad_active": {f: sorted(s) for f, s in self._bad_active.items()},
+            "series": {f: s.get_state() for f, s in self._series.items()},
+            "baselines": {f"{f}{_SEP}{e}": b.get_state() for (f, e), b in self._baselines.items()},
+        }
+
+    def _set_core_state(self, s: dict) -> None:
+        self._reset_core()
+        self._wm = {k: float(v) for k, v in s.get("wm", {}).items()}
+        self._latest = {tuple(k.split(_SEP)): v for k, v in s.get("latest", {}).items()}
+        self._conds = {tuple(k.split(_SEP)): CondState.from_list(v) for k, v in s.get("conds", {}).items()}
+        self._ticking = {k: None for k, st in self._conds.items() if st.ticking}
+        self._days = {tuple(k.split(_SEP)): {int(d): v for d, v in dd.items()} for k, dd in s.get("days", {}).items()}
+        for f, st in s.get("stale", {}).items():
+            if f in self._stale:
+                self._stale[f].set_state(st)
+        self._seeded = set(s.get("seeded", []))
+        for f, d in s.get("tracks", {}).items():
+            self._tracks[f] = {e: SensorTrack.from_list(v) for e, v in d.items()}
+        for f, ents in s.get("bad_active", {}).items():
+            self._bad_active[f] = set(ents)
+        for f, st in s.get("series", {}).items():
+            if f in self._series:
+                self._series[f].set_state(st)
+        p = self._anom_rule.params if self._anom_rule else {}
+        for k, st in s.get("baselines", {}).items():
+            f, e = k.split(_SEP, 1)
+            b = HourOfWeekBaseline(int(p.get("history", 8)), int(p.get("min_history", 3)),
+                                   float(p.get("min_scale", 1.0)))
+            b.set_state(st)
+            self._baselines[(f, e)] = b
+
+    # convenience for tests / tools
+    @property
+    def watermarks(self) -> dict[str, float]:
+        return dict(self._wm)
+
+    def rule(self, name: str) -> Rule | None:
+        return self._by_name.get(name)
+
+

@@ -1,0 +1,582 @@
+"""Rules as data: the model and the YAML loader (DESIGN §5).
+
+A rule file is a mapping with a `rules:` list.  Each rule has a `kind`:
+
+- ``threshold``  one indicator (optionally divided by another, `per:`) compared
+  with a threshold, with `for`, a clear condition (hysteresis) and
+  `keep_firing_for`, all in event time;
+- ``levels``     graded levels (Decision 18/2021 heavy-rain risk): the highest
+  level whose `any:` clauses hold; clears when every `clear:` clause holds;
+- ``stale`` / ``flatline`` / ``implausible`` / ``anomaly``: detectors
+  (alerts/detectors.py) configured by `params:`.
+
+Loading validates everything up front and raises one RuleError listing every
+problem as ``FILE: rule 'NAME': FIELD: what is wrong``.  Pure: no I/O beyond
+reading the files it is asked to read, no clock.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+SEVERITIES = ("info", "warning", "critical")
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+KINDS = ("threshold", "levels", "stale", "flatline", "implausible", "anomaly")
+FEEDS = ("rain", "dossier", "camera")
+_PREFIX_FEED = (("rain_", "rain"), ("dossier_", "dossier"), ("queue_", "camera"))
+
+# placeholders every message may use, plus per-kind extras and the rule's labels
+_COMMON_FIELDS = {"rule", "entity", "entity_name", "value", "severity", "unit", "ts", "started"}
+_KIND_FIELDS = {
+    "threshold": {"threshold", "clear_threshold", "indicator", "window", "per"},
+    "levels": {"level", "level_name_vi", "level_name_en", "indicator", "window", "matched"},
+    "stale": {"minutes", "last_seen", "feed"},
+    "flatline": {"reading", "minutes", "readings", "feed"},
+    "implausible": {"reason", "reading", "feed"},
+    "anomaly": {"expected", "score", "series", "hour", "feed"},
+}
+
+
+class RuleError(ValueError):
+    """Invalid rule file(s); the message names file, rule and what is wrong."""
+
+
+def feed_of_indicator(name: str) -> str | None:
+    for prefix, feed in _PREFIX_FEED:
+        if name.startswith(prefix):
+            return feed
+    return None
+
+
+_DUR_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(x: Any) -> float:
+    """'90s', '5m', '1h30m', '2d' or a number of seconds → seconds."""
+    if isinstance(x, bool):
+        raise ValueError(f"expected a duration like '5m', got {x!r}")
+    if isinstance(x, (int, float)):
+        if x < 0:
+            raise ValueError(f"a duration cannot be negative, got {x!r}")
+        return float(x)
+    if not isinstance(x, str) or not x.strip():
+        raise ValueError(f"expected a duration like '5m', got {x!r}")
+    text = x.strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for m in _DUR_RE.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(f"expected a duration like '90s', '5m', '1h30m', got {x!r}")
+    return total
+
+
+def window_seconds(window: str | None) -> float:
+    """Length of an indicator window label ('24h' → 86400); 0 for now/day/... ."""
+    if not window:
+        return 0.0
+    try:
+        return parse_duration(window)
+    except ValueError:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Cond:
+    """One comparison on an indicator; `days` > 0: held on that many consecutive rain days."""
+
+    indicator: str
+    window: str
+    op: str
+    value: float
+    days: int = 0
+
+    def holds(self, v: float) -> bool:
+        return OPS[self.op](v, self.value)
+
+    def describe(self) -> str:
+        s = f"{self.indicator} {self.window} {self.op} {_num(self.value)}"
+        return s + (f" for {self.days} days" if self.days else "")
+
+
+@dataclass(frozen=True, eq=False)
+class Level:
+    level: int
+    severity: str
+    any: tuple[Cond, ...]
+    verify: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    name: dict[str, str] = field(default_factory=dict)  # {"vi":..., "en":...}
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    name: str
+    kind: str
+    entity: str
+    severity: str
+    message: dict[str, str]
+    source: str = "<memory>"
+    feeds: tuple[str, ...] = ()
+    indicator: str | None = None
+    window: str | None = None
+    per: tuple[str, str] | None = None  # divisor indicator (name, window)
+    op: str = ">"
+    threshold: float = 0.0
+    clear_op: str | None = None
+    clear_threshold: float | None = None
+    clear_all: tuple[Cond, ...] = ()  # levels: every clause must hold to clear
+    for_s: float = 0.0
+    keep_firing_for_s: float = 0.0
+    levels: tuple[Level, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    hazard: str | None = None  # incident group
+    params: dict[str, Any] = field(default_factory=dict)
+    verify: bool = False
+    description: str = ""
+    cap: dict[str, str] = field(default_factory=dict)
+
+    def inputs(self) -> list[tuple[str, str]]:
+        """(indicator, window) pairs the rule reads, in a stable order."""
+        out: list[tuple[str, str]] = []
+        if self.indicator and self.window:
+            out.append((self.indicator, self.window))
+        if self.per:
+            out.append(self.per)
+        for lv in self.levels:
+            out.extend((c.indicator, c.window) for c in lv.any)
+        out.extend((c.indicator, c.window) for c in self.clear_all)
+        seen: set = set()
+        return [x for x in out if not (x in seen or seen.add(x))]
+
+    def fires(self, v: float) -> bool:
+        return OPS[self.op](v, self.threshold)
+
+    def clears(self, v: float) -> bool:
+        if self.clear_op is None or self.clear_threshold is None:
+            return not self.fires(v)
+        return OPS[self.clear_op](v, self.clear_threshold)
+
+    def max_window_s(self) -> float:
+        return max((window_seconds(w) for _, w in self.inputs()), default=0.0)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+
+    def __iter__(self):
+        return iter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def get(self, name: str) -> Rule | None:
+        for r in self.rules:
+            if r.name == name:
+                return r
+        return None
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.rules]
+
+
+def _firing_point(op: str, thr: float) -> float:
+    """A value at which `op thr` holds (to check that the clear condition does not)."""
+    eps = max(abs(thr) * 1e-9, 1e-9)
+    return thr + eps if op == ">" else thr - eps if op == "<" else thr
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Ctx:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.errors: list[str] = []
+        self.rule = "?"
+
+    def err(self, where: str, what: str) -> None:
+        loc = f"{self.source}: rule {self.rule!r}"
+        self.errors.append(f"{loc}: {where}: {what}" if where else f"{loc}: {what}")
+
+
+_RULE_KEYS = {
+    "name", "kind", "entity", "severity", "message", "feed", "feeds", "indicator", "window", "per", "op",
+    "threshold", "clear", "for", "keep_firing_for", "levels", "labels", "hazard", "params", "verify",
+    "description", "enabled", "cap",
+}
+
+
+def _req(ctx: _Ctx, d: dict, key: str, types: tuple, what: str) -> Any:
+    if key not in d or d[key] is None:
+        ctx.err(key, f"missing (required: {what})")
+        return None
+    v = d[key]
+    if isinstance(v, bool) and bool not in types:
+        ctx.err(key, f"expected {what}, got {v!r}")
+        return None
+    if not isinstance(v, types):
+        ctx.err(key, f"expected {what}, got {v!r}")
+        return None
+    return v
+
+
+def _opt_duration(ctx: _Ctx, d: dict, key: str) -> float:
+    if key not in d or d[key] is None:
+        return 0.0
+    try:
+        return parse_duration(d[key])
+    except ValueError as exc:
+        ctx.err(key, str(exc))
+        return 0.0
+
+
+def _str_map(ctx: _Ctx, d: Any, where: str) -> dict[str, str]:
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        ctx.err(where, f"expected a mapping of names to text, got {d!r}")
+        return {}
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (dict, list)) or v is None:
+            ctx.err(f"{where}.{k}", f"expected text, got {v!r}")
+            continue
+        out[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+    return out
+
+
+def _op(ctx: _Ctx, v: Any, where: str) -> str:
+    if v not in OPS:
+        ctx.err(where, f"unknown comparison {v!r}; use one of {' '.join(OPS)}")
+        return ">"
+    return v
+
+
+def _cond(ctx: _Ctx, c: Any, where: str) -> Cond | None:
+    if not isinstance(c, dict):
+        ctx.err(where, f"expected a mapping {{indicator, window, op, value[, days]}}, got {c!r}")
+        return None
+    extra = set(c) - {"indicator", "window", "op", "value", "days"}
+    if extra:
+        ctx.err(where, f"unknown field(s) {sorted(extra)}")
+    ind, win, val = c.get("indicator"), c.get("window"), c.get("value")
+    ok = True
+    if not isinstance(ind, str) or not ind:
+        ctx.err(f"{where}.indicator", f"missing or not a name: {ind!r}")
+        ok = False
+    if not isinstance(win, str) or not win:
+        ctx.err(f"{where}.window", f"missing or not a window label: {win!r}")
+        ok = False
+    if isinstance(val, bool) or not isinstance(val, (int, float)):
+        ctx.err(f"{where}.value", f"expected a number, got {val!r}")
+        ok = False
+    days = c.get("days", 0)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        ctx.err(f"{where}.days", f"expected a whole number of days ≥ 0, got {days!r}")
+        ok = False
+    op = _op(ctx, c.get("op", ">="), f"{where}.op")
+    return Cond(ind, str(win), op, float(val), int(days)) if ok else None
+
+
+def _check_templates(ctx: _Ctx, message: dict[str, str], kind: str, labels: dict[str, str]) -> None:
+    allowed = _COMMON_FIELDS | _KIND_FIELDS.get(kind, set()) | set(labels)
+    sample = {k: "x" for k in allowed}
+    sample.update(value=1.5, threshold=1.0, clear_threshold=1.0, level=1, minutes=30.0, reading=1.0,
+                  expected=1.0, score=1.0, readings=1, hour=1)
+    for lang, text in message.items():
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        except ValueError as exc:
+            ctx.err(f"message.{lang}", f"bad template: {exc}")
+            continue
+        for n in names:
+            base = re.split(r"[.\[]", n, maxsplit=1)[0]
+            if base not in allowed:
+                ctx.err(f"message.{lang}", f"unknown placeholder {{{n}}}; allowed: {', '.join(sorted(allowed))}")
+                break
+        else:
+            try:
+                text.format_map(sample)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                ctx.err(f"message.{lang}", f"bad template: {exc}")
+
+
+def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
+    if not isinstance(raw, dict):
+        ctx.rule = f"#{index}"
+        ctx.err("", f"a rule is a mapping, got {raw!r}")
+        return None
+    name = raw.get("name")
+    ctx.rule = name if isinstance(name, str) and name else f"#{index}"
+    n_errors = len(ctx.errors)
+    if not (isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", name or "")):
+        ctx.err("name", f"missing or not a snake_case name: {name!r}")
+    unknown = set(raw) - _RULE_KEYS
+    if unknown:
+        ctx.err("", f"unknown field(s) {sorted(unknown)}")
+    if raw.get("enabled", True) is False:
+        return None
+    kind = raw.get("kind", "threshold")
+    if kind not in KINDS:
+        ctx.err("kind", f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+        return None
+    entity = _req(ctx, raw, "entity", (str,), "what the alert is about: station, unit, site, camera")
+    severity = raw.get("severity", "warning" if kind != "levels" else "warning")
+    if severity not in SEVERITIES:
+        ctx.err("severity", f"unknown severity {severity!r}; use one of {', '.join(SEVERITIES)}")
+    message = raw.get("message")
+    if not isinstance(message, dict) or not all(isinstance(message.get(k), str) and message.get(k) for k in ("vi", "en")):
+        ctx.err("message", "needs text in both Vietnamese and English: message: {vi: ..., en: ...}")
+        message = {"vi": "", "en": ""}
+    message = {str(k): str(v) for k, v in message.items()}
+    labels = _str_map(ctx, raw.get("labels"), "labels")
+    _check_templates(ctx, message, kind, labels)
+    cap = _str_map(ctx, raw.get("cap"), "cap")
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        ctx.err("params", f"expected a mapping, got {params!r}")
+        params = {}
+    hazard = raw.get("hazard")
+    if hazard is not None and not isinstance(hazard, str):
+        ctx.err("hazard", f"expected a name, got {hazard!r}")
+        hazard = None
+    verify = raw.get("verify", False)
+    if not isinstance(verify, bool):
+        ctx.err("verify", f"expected true or false, got {verify!r}")
+        verify = False
+    feeds_raw = raw.get("feeds", raw.get("feed"))
+    feeds: tuple[str, ...] = ()
+    if feeds_raw is not None:
+        fl = [feeds_raw] if isinstance(feeds_raw, str) else feeds_raw
+        if not isinstance(fl, list) or any(f not in FEEDS for f in fl):
+            ctx.err("feed", f"expected one or more of {', '.join(FEEDS)}, got {feeds_raw!r}")
+        else:
+            feeds = tuple(fl)
+    for_s = _opt_duration(ctx, raw, "for")
+    keep_s = _opt_duration(ctx, raw, "keep_firing_for")
+    kw: dict[str, Any] = {}
+
+    if kind == "threshold":
+        ind = _req(ctx, raw, "indicator", (str,), "an indicator name, e.g. rain_mm")
+        win = _req(ctx, raw, "window", (str,), "a window label, e.g. 24h or now")
+        thr = _req(ctx, raw, "threshold", (int, float), "a number")
+        op = _op(ctx, raw.get("op", ">"), "op")
+        per = raw.get("per")
+        per_t = None
+        if per is not None:
+            if isinstance(per, dict) and isinstance(per.get("indicator"), str) and isinstance(per.get("window"), str):
+                per_t = (per["indicator"], per["window"])
+            else:
+                ctx.err("per", f"expected {{indicator: NAME, window: WINDOW}}, got {per!r}")
+        clear = raw.get("clear")
+        cop = cthr = None
+        if clear is not None:
+            if not isinstance(clear, dict):
+                ctx.err("clear", f"expected {{op, threshold}}, got {clear!r}")
+            else:
+                cop = _op(ctx, clear.get("op", "<"), "clear.op")
+                cthr = clear.get("threshold")
+                if isinstance(cthr, bool) or not isinstance(cthr, (int, float)):
+                    ctx.err("clear.threshold", f"expected a number, got {cthr!r}")
+                    cthr = None
+                elif thr is not None and not isinstance(thr, bool) and OPS[cop](_firing_point(op, thr), cthr):
+                    ctx.err("clear", f"the clear condition {cop} {cthr} already holds at the firing threshold {thr}: "
+                                     "it would resolve the alert at once")
+                else:
+                    cthr = float(cthr)
+        if ind and not feeds:
+            f = feed_of_indicator(ind)
+            if f is None:
+                ctx.err("feed", f"cannot tell the feed of indicator {ind!r}; set feed: rain|dossier|camera")
+            feeds = (f,) if f else ()
+        kw.update(indicator=ind, window=win, per=per_t, op=op, threshold=float(thr or 0.0),
+                  clear_op=cop, clear_threshold=cthr)
+
+    elif kind == "levels":
+        lv_raw = raw.get("levels")
+        levels: list[Level] = []
+        if not isinstance(lv_raw, list) or not lv_raw:
+            ctx.err("levels", "expected a non-empty list of {level, severity, any: [...]}")
+        else:
+            for i, lv in enumerate(lv_raw):
+                where = f"levels[{i}]"
+                if not isinstance(lv, dict):
+                    ctx.err(where, f"expected a mapping, got {lv!r}")
+                    continue
+                num = lv.get("level")
+                if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+                    ctx.err(f"{where}.level", f"expected a level number ≥ 1, got {num!r}")
+                    continue
+                sev = lv.get("severity", severity)
+                if sev not in SEVERITIES:
+                    ctx.err(f"{where}.severity", f"unknown severity {sev!r}")
+                anys = lv.get("any")
+                if not isinstance(anys, list) or not anys:
+                    ctx.err(f"{where}.any", "expected a non-empty list of clauses")
+                    continue
+                conds = [c for j, a in enumerate(anys) if (c := _cond(ctx, a, f"{where}.any[{j}]"))]
+                v = lv.get("verify", False)
+                if not isinstance(v, bool):
+                    ctx.err(f"{where}.verify", f"expected true or false, got {v!r}")
+                levels.append(Level(num, sev if sev in SEVERITIES else "warning", tuple(conds), bool(v),
+                                    _str_map(ctx, lv.get("labels"), f"{where}.labels"),
+                                    _str_map(ctx, lv.get("name"), f"{where}.name")))
+            nums = [lv.level for lv in levels]
+            if len(set(nums)) != len(nums):
+                ctx.err("levels", f"level numbers repeat: {nums}")
+        cl = raw.get("clear")
+        clear_all: list[Cond] = []
+        if not isinstance(cl, list) or not cl:
+            ctx.err("clear", "a levels rule needs clear: a list of clauses that must all hold to resolve")
+        else:
+            clear_all = [c for j, a in enumerate(cl) if (c := _cond(ctx, a, f"clear[{j}]"))]
+        ind = raw.get("indicator") or (levels[0].any[0].indicator if levels and levels[0].any else None)
+        win = raw.get("window") or (levels[0].any[0].window if levels and levels[0].any else None)
+        if not feeds and ind:
+            f = feed_of_indicator(ind)
+            feeds = (f,) if f else ()
+        kw.update(indicator=ind, window=win, levels=tuple(sorted(levels, key=lambda lv: lv.level)),
+                  clear_all=tuple(clear_all))
+        verify = verify or any(lv.verify for lv in levels)
+
+    else:  # detectors
+        if not feeds:
+            feeds = {"stale": ("rain", "camera"), "flatline": ("rain", "camera"),
+                     "implausible": ("rain", "camera"), "anomaly": ("dossier", "camera")}[kind]
+        for key in ("threshold", "minutes", "min_history", "history", "min_scale", "min_delta",
+                    "max_reading_mm", "max_rate_mm_h", "max_waiting", "max_counters_open", "min_readings",
+                    "min_interval_s"):
+            v = params.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                ctx.err(f"params.{key}", f"expected a number ≥ 0, got {v!r}")
+        for key in ("after", "min_duration"):
+            if key in params:
+                try:
+                    parse_duration(params[key])
+                except ValueError as exc:
+                    ctx.err(f"params.{key}", str(exc))
+
+    if len(ctx.errors) > n_errors:
+        return None
+    return Rule(
+        name=name, kind=kind, entity=entity, severity=severity, message=message, source=ctx.source,
+        feeds=feeds, for_s=for_s, keep_firing_for_s=keep_s, labels=labels, hazard=hazard, params=dict(params),
+        verify=verify, description=str(raw.get("description", "")), cap=cap, **kw,
+    )
+
+
+def parse_rules(text: str, source: str = "<memory>") -> list[Rule]:
+    """Rules of one YAML document; raises RuleError naming the file and rules."""
+    ctx = _Ctx(source)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{source}: not valid YAML: {exc}") from exc
+    if doc is None:
+        return []
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise RuleError(f"{source}: a rule file is a mapping with a `rules:` list")
+    extra = set(doc) - {"rules", "version", "description"}
+    if extra:
+        raise RuleError(f"{source}: unknown top-level field(s) {sorted(extra)}")
+    rules = []
+    for i, raw in enumerate(doc["rules"]):
+        r = _parse_rule(ctx, raw, i)
+        if r is not None:
+            rules.append(r)
+    if ctx.errors:
+        raise RuleError("\n".join(ctx.errors))
+    return rules
+
+
+def _rule_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise RuleError(f"{p}: no such rule file or directory")
+    return files
+
+
+def load_rules(*paths: str | Path) -> RuleSet:
+    """Load rule files and/or directories (every *.yaml in name order)."""
+    errors: list[str] = []
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for f in _rule_files(paths):
+        try:
+            text = f.read_text(encoding="utf-8")
+        except OSError as exc:
+            errors.append(f"{f}: cannot read: {exc}")
+            continue
+        try:
+            parsed = parse_rules(text, str(f))
+        except RuleError as exc:
+            errors.append(str(exc))
+            continue
+        for r in parsed:
+            if r.name in seen:
+                errors.append(f"{f}: rule {r.name!r}: defined twice (also in {seen[r.name]})")
+                continue
+            seen[r.name] = str(f)
+            rules.append(r)
+    if errors:
+        raise RuleError("\n".join(errors))
+    _check_set(rules)
+    return RuleSet(tuple(rules))
+
+
+def _check_set(rules: list[Rule]) -> None:
+    for kind in ("stale", "flatline", "implausible", "anomaly"):
+        names = [r.name for r in rules if r.kind == kind]
+        if len(names) > 1:
+            first = next(r for r in rules if r.name == names[1])
+            raise RuleError(f"{first.source}: rule {names[1]!r}: only one {kind} detector rule may be enabled "
+                            f"(also {names[0]!r})")
+
+
+def builtin_rules_dir() -> Path:
+    return Path(__file__).resolve().parent / "rules"
+
+
+def builtin_rules() -> RuleSet:
+    """The built-in pack shipped in alerts/rules/*.yaml."""
+    return load_rules(builtin_rules_dir())
+
+
+def with_overrides(base: RuleSet, override: RuleSet) -> RuleSet:
+    """`base` with rules of the same name replaced by `override`'s, new ones appended."""
+    by_name = {r.name: r for r in override}
+    out = [by_name.pop(r.name, r) for r in base]
+    out.extend(r for r in override if r.name in by_name)
+    _check_set(out)
+    return RuleSet(tuple(out))

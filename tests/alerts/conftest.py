@@ -1,0 +1,36 @@
+"""Fixtures for the alert tests (helpers live in alerttest_util.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import alerttest_util as u  # noqa: E402
+
+
+@pytest.fixture
+def catalog():
+    return u.make_catalog()
+
+
+@pytest.fixture(scope="session")
+def rules():
+    return u.builtin_rules()
+
+
+@pytest.fixture
+def receiver():
+    made: list[u.Receiver] = []
+
+    def make(fail_first: int = 0, fail_status: int = 503) -> u.Receiver:
+        r = u.Receiver(fail_first, fail_status)
+        made.append(r)
+        return r.__enter__()
+
+    yield make
+    for r in made:
+        r.__exit__(None, None, None)
