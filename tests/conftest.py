@@ -91,8 +91,9 @@ def ioc_server(tmp_path):
     servers: list[IocServer] = []
     env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER_TOKEN, IOC_OPERATOR_TOKEN=OPERATOR_TOKEN, PYTHONUNBUFFERED="1")
 
-    def start(*args: str, data_dir: Path | None = None, port: int | None = None, timeout_s: float = 20.0) -> IocServer:
-        server = IocServer(data_dir or tmp_path / "data", port or free_port(), list(args), env)
+    def start(*args: str, data_dir: Path | None = None, port: int | None = None, timeout_s: float = 20.0,
+              extra_env: dict[str, str] | None = None) -> IocServer:
+        server = IocServer(data_dir or tmp_path / "data", port or free_port(), list(args), {**env, **(extra_env or {})})
         servers.append(server)
         return server.start(timeout_s)
 
