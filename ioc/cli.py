@@ -43,6 +43,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime = Runtime(config, catalog, pipeline)
     if config.demo:
         runtime.feeds.append(DemoFeed(catalog, config.seed, config.speed))
+    if args.vrain_url:
+        from ioc.feeds import VrainFeed
+
+        runtime.feeds.append(VrainFeed(args.vrain_url, args.vrain_interval))
+    if args.sensorthings_map:
+        from ioc.feeds import SensorThingsFeed
+
+        host, _, port = args.mqtt.partition(":")
+        runtime.feeds.append(SensorThingsFeed(host or "127.0.0.1", int(port or 1883), args.sensorthings_map))
     app = create_app(runtime, alerts_router=alerting.router(runtime))
 
     async def serve() -> None:
@@ -133,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
     run.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the demo province)")
     run.add_argument("--rules", type=Path, default=None, help="directory of alert rule YAML files (default: built-in pack)")
+    run.add_argument("--vrain-url", default=None, help="poll a Vrain-style JSON endpoint of rain since 19:00 per station")
+    run.add_argument("--vrain-interval", type=float, default=300.0, help="seconds between Vrain polls (default 300)")
+    run.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT broker HOST:PORT for SensorThings observations")
+    run.add_argument("--sensorthings-map", type=Path, default=None,
+                     help="YAML mapping SensorThings Datastream ids to stations; enables the MQTT subscriber")
     run.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     run.set_defaults(func=cmd_run)
 

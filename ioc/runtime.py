@@ -90,6 +90,7 @@ class Runtime:
         self.on_alerts: list[Callable[[list[Alert]], None]] = []
         self.on_checkpoint: list[Callable[[], Any]] = []
         self.restored_events = 0
+        self._pending_puts: set[asyncio.Future] = set()
         self.started = False
 
     # -- lifecycle -----------------------------------------------------
@@ -155,6 +156,19 @@ class Runtime:
         if fut is None:
             return list(rejections)
         return await fut
+
+    def sink(self, source: str) -> Callable[[list[Event], list[Rejection]], None]:
+        """A synchronous sink for feed adapters: queues the batch (waits if the bus is full, never drops)."""
+
+        def deliver(events: list[Event], rejections: list[Rejection]) -> None:
+            sub = Submission(list(events), list(rejections), source)
+            try:
+                self.queue.put_nowait(sub)
+            except asyncio.QueueFull:
+                self._pending_puts.add(t := asyncio.ensure_future(self.queue.put(sub)))
+                t.add_done_callback(self._pending_puts.discard)
+
+        return deliver
 
     # -- processing ----------------------------------------------------
     async def _consume(self) -> None:

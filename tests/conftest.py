@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -100,3 +101,43 @@ def ioc_server(tmp_path):
     yield start
     for s in servers:
         s.stop()
+
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker():
+    """(host, port) of a real Mosquitto: the local one on 1883 when it answers, else one we start.
+
+    IOC_TEST_OWN_MOSQUITTO=1 forces starting a private broker.
+    """
+    if not os.environ.get("IOC_TEST_OWN_MOSQUITTO") and _answers("127.0.0.1", 1883):
+        yield ("127.0.0.1", 1883)
+        return
+    binary = MOSQUITTO if os.path.exists(MOSQUITTO) else shutil.which("mosquitto")
+    if not binary:
+        pytest.fail("mosquitto is not installed: ./scripts/test.sh installs it")
+    port = free_port()
+    proc = subprocess.Popen([binary, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mosquitto did not start on port {port}")
+            time.sleep(0.05)
+        yield ("127.0.0.1", port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
