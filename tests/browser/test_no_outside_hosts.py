@@ -1,0 +1,66 @@
+"""The served pages and every asset they reference stay on this origin: no
+CDN, web font, map tile or any other outside host (an IOC network is often
+closed, and a wall must not depend on the Internet)."""
+
+from __future__ import annotations
+
+import urllib.request
+from urllib.parse import urljoin, urlparse
+
+import pytest
+
+from .outside_refs import is_outside, kind_of, references
+
+pytestmark = pytest.mark.integration
+
+PAGES = ["/", "/console", "/wall/rain"]
+
+
+def crawl(base: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    seen: dict[str, int] = {}
+    outside: list[tuple[str, str]] = []
+    queue = [urljoin(base, p) for p in PAGES]
+    while queue:
+        url = queue.pop()
+        if url in seen:
+            continue
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                seen[url] = r.status
+                ctype = r.headers.get("Content-Type", "")
+                body = r.read().decode("utf-8", errors="replace")
+        except urllib.error.HTTPError as e:
+            seen[url] = e.code
+            continue
+        kind = kind_of(url, ctype)
+        if kind == "other":
+            continue
+        for ref in references(body, kind):
+            if is_outside(ref, url):
+                outside.append((url, ref))
+                continue
+            target = urljoin(url, ref.split("${", 1)[0])
+            p = urlparse(target)
+            if p.scheme in ("http", "https") and "${" not in ref and not p.path.startswith(("/api/", "/ws")):
+                queue.append(target.split("#", 1)[0])
+    return seen, outside
+
+
+def test_pages_reference_no_outside_host(ioc_server):
+    seen, outside = crawl(ioc_server.base + "/")
+    assert not outside, "outside references: " + ", ".join(f"{u} → {r}" for u, r in outside)
+    # the crawl really followed the assets, and they all exist
+    assert any(u.endswith("/static/wall.js") for u in seen), seen
+    assert any(u.endswith("/static/wall.css") for u in seen), seen
+    assert any(u.endswith("/static/console.js") for u in seen), seen
+    broken = {u: s for u, s in seen.items() if s != 200}
+    assert not broken, f"referenced assets not served: {broken}"
+
+
+def test_browser_requests_stay_local(new_page, ioc_server):
+    """Belt and braces: load each page in Chromium; the new_page fixture fails the test on any outside request."""
+    for path in PAGES:
+        page = new_page(1920, 1080)
+        page.goto(ioc_server.base + path)
+        page.wait_for_load_state("networkidle", timeout=15_000) if path == "/console" else page.wait_for_timeout(3000)
+    assert not new_page.outside
