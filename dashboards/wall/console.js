@@ -251,20 +251,15 @@ function relabel() {
   if (tab === "alerts") renderAlerts(); else renderSilences();
 }
 
-async function boot() {
-  await loadI18n();
-  try {
-    const res = await fetch("/api/catalog", { cache: "no-cache" });
-    if (res.ok) catalog = indexCatalog(await res.json());
-  } catch { /* the console still works without names */ }
-  $("province").textContent = catalog ? (entityName(catalog, catalog.rootId) || catalog.name) : "";
-  relabel();
-  $("lang").addEventListener("click", () => { setLang(getLang() === "vi" ? "en" : "vi"); relabel(); });
+function bindHandlers() {
+  // bound before any await: a sign-in submitted while i18n or the catalog load must not
+  // fall through to a native form submission (a reload that would put the token in the URL)
   $("signin-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const token = $("token").value.trim();
     if (token && await signIn(token)) $("token").value = "";
   });
+  $("lang").addEventListener("click", () => { setLang(getLang() === "vi" ? "en" : "vi"); relabel(); });
   $("signout").addEventListener("click", () => signOut(""));
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => setTab(b.dataset.tab));
   $("filters").addEventListener("change", refresh);
@@ -273,8 +268,20 @@ async function boot() {
   $("ack-cancel").addEventListener("click", () => $("ack-dialog").close());
   $("silence-form").addEventListener("submit", createSilence);
   $("silence-duration").addEventListener("change", () => { $("until-wrap").hidden = $("silence-duration").value !== "custom"; });
+}
+
+async function boot() {
+  bindHandlers();
+  await loadI18n();
+  try {
+    const res = await fetch("/api/catalog", { cache: "no-cache" });
+    if (res.ok) catalog = indexCatalog(await res.json());
+  } catch { /* the console still works without names */ }
+  $("province").textContent = catalog ? (entityName(catalog, catalog.rootId) || catalog.name) : "";
+  relabel();
   if (safeGet(sessionStorage, TOKEN_KEY)) showSignedIn();
-  else signOut("");
+  else if (document.body.dataset.signedIn !== "true") signOut("");
+  document.body.dataset.ready = "true";
   window.iocConsole = { refresh };
 }
 

@@ -28,6 +28,7 @@ def post_rain(server, station: str, ts: datetime, rain_mm: float):
 
 def sign_in(page, server, token):
     page.goto(server.base + "/console")
+    page.wait_for_selector('body[data-ready="true"]')
     page.fill('[data-testid="token-input"]', token)
     page.click('[data-testid="signin-submit"]')
 
