@@ -28,6 +28,8 @@ CREATE INDEX IF NOT EXISTS alerts_active ON alerts(active, ts_epoch);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, transition TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_alert ON audit(alert_id, seq);
+-- a journal replay after a crash re-derives the same transitions: record each once
+CREATE UNIQUE INDEX IF NOT EXISTS audit_once ON audit(alert_id, transition, entry);
 CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, alert_id TEXT NOT NULL,
@@ -85,7 +87,7 @@ class SqliteAlertStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for e in c.audit:
-                    db.execute("INSERT INTO audit (alert_id, transition, entry) VALUES (?, ?, ?)",
+                    db.execute("INSERT OR IGNORE INTO audit (alert_id, transition, entry) VALUES (?, ?, ?)",
                                (e["id"], e["transition"], _dumps(e)))
                 for aid, (record, active, meta) in c.upserts.items():
                     db.execute("INSERT INTO alerts (id, active, ts_epoch, record, meta) VALUES (?, ?, ?, ?, ?) "

@@ -41,6 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     alerting = build_alerting(config, catalog)
     pipeline = build_pipeline(catalog, alerting.engine)
     runtime = Runtime(config, catalog, pipeline)
+    alerting.attach(runtime)
     if config.demo:
         runtime.feeds.append(DemoFeed(catalog, config.seed, config.speed))
     if args.vrain_url:
@@ -118,8 +119,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for batch in iter_batches(args.files):
             for r in batch.rejections:
                 print(f"{batch.source}:{r.position}: {r.reason}: {r.detail}", file=sys.stderr)
-            result = pipeline.process(batch.events)
-            yield batch.events, result.indicators, pipeline.watermarks
+            for segment in pipeline.segments(batch.events):  # rules see every 5-minute step
+                result = pipeline.process(segment)
+                yield segment, result.indicators, pipeline.watermarks
 
     print(format_backtest(backtest(batches(), rules=rules, catalog=catalog)))
     return 0

@@ -82,7 +82,7 @@ class Journal:
                     if not line.endswith(b"\n"):
                         break  # torn write at a crash: the batch was never processed
                     if line.startswith(b"#"):
-                        if lines:
+                        if lines or meta:
                             yield parse_lines(lines)[0], meta
                             lines = []
                         meta = msgspec.json.decode(line[1:])

@@ -88,7 +88,8 @@ class Runtime:
         self.sim_state: dict[str, Any] = {}
         self.live_now: Callable[[], float | None] = lambda: None if config.demo else clock()
         self.on_alerts: list[Callable[[list[Alert]], None]] = []
-        self.on_checkpoint: list[Callable[[], Any]] = []
+        self.engine_initial_state: dict | None = None  # set by the alerting adapter
+        self.apply_op: Callable[[dict], None] = lambda op: None
         self.restored_events = 0
         self._pending_puts: set[asyncio.Future] = set()
         self.started = False
@@ -104,9 +105,14 @@ class Runtime:
             self.pipeline.set_state(cp.pipeline)
             self.sim_state = dict(cp.extra.get("sim", {}))
             segment, offset = cp.journal_segment, cp.journal_offset
+        elif self.engine_initial_state is not None and self.pipeline.engine is not None:
+            # no checkpoint: the whole journal is replayed, so the engine starts from nothing too
+            self.pipeline.engine.set_state(self.engine_initial_state)
         for events, meta in self.journal.read_from(segment, offset):
             if meta and "sim" in meta:
                 self.sim_state = dict(meta["sim"])
+            if meta and "op" in meta:
+                self.apply_op(meta["op"])
             if events:
                 self.restored_events += len(events)
                 self._run_pipeline(events, None, "journal")
@@ -230,6 +236,10 @@ class Runtime:
             self.metrics.events_rejected.labels(r.feed, str(r.reason)).inc()
         self.dead_letters.write(rejections, source)
 
+    def journal_op(self, op: dict) -> None:
+        """An operator action, journaled in order with the events before it is applied."""
+        self.journal.append([], meta={"op": op})
+
     def publish_updates(self, alerts: list[Alert]) -> None:
         """Lifecycle updates made outside the bus (acks) go to the walls too."""
         if alerts:
@@ -239,23 +249,17 @@ class Runtime:
     def checkpoint(self) -> None:
         t0 = time.perf_counter()
         segment, offset = self.journal.rotate()
-        for hook in self.on_checkpoint:  # e.g. the alert engine saving its core state to its store
-            hook()
         cp = Checkpoint(
             version=CHECKPOINT_VERSION,
             journal_segment=segment,
             journal_offset=offset,
-            # an engine with a store keeps its own state (acks after this checkpoint must survive)
-            pipeline=self.pipeline.get_state(include_engine=not self._engine_has_store()),
+            pipeline=self.pipeline.get_state(),
             extra={"sim": self.sim_state},
         )
         write_checkpoint(self.checkpoint_path, cp)
         self.journal.prune_before(segment)
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_seconds.set(time.perf_counter() - t0)
-
-    def _engine_has_store(self) -> bool:
-        return getattr(self.pipeline.engine, "store", None) is not None
 
     async def _checkpoint_loop(self) -> None:
         while True:

@@ -44,8 +44,11 @@ class Alerting:
         from alerts.store_sqlite import SqliteAlertStore
 
         self.config = config
+        rules = build_rules(config.rules_dir)
         self.store = SqliteAlertStore(Path(config.data_dir))
-        self.engine = AlertEngine(build_rules(config.rules_dir), catalog, store=self.store)
+        self.engine = AlertEngine(rules, catalog, store=self.store)
+        # the state of an engine that has seen nothing: where a journal replay starts without a checkpoint
+        self.initial_state = AlertEngine(rules, catalog).get_state()
         self.notifier = None
         if config.webhook_url:
             from alerts.notify_webhook import AsyncWebhookNotifier
@@ -59,12 +62,16 @@ class Alerting:
 
         install_token_redaction()
         return build_alerts_router(
-            self.engine, self.config.tokens(), on_update=lambda a: runtime.publish_updates([a])
+            JournaledActions(self.engine, runtime), self.config.tokens(), on_update=lambda a: runtime.publish_updates([a])
         )
+
+    def attach(self, runtime) -> None:
+        """Let the runtime's restore reset the engine and replay journaled operator actions."""
+        runtime.engine_initial_state = self.initial_state
+        runtime.apply_op = lambda op: apply_op(self.engine, op)
 
     def start(self, runtime) -> None:
         runtime.on_alerts.append(lambda alerts: self._wake.set())
-        runtime.on_checkpoint.append(self.engine.checkpoint)
         if self.notifier is not None:
             self._wake.set()  # deliver what a previous run queued but did not send
             self._task = asyncio.create_task(self._deliver(), name="ioc-notifier")
@@ -90,6 +97,53 @@ class Alerting:
 
     def close(self) -> None:
         self.store.close()
+
+
+class JournaledActions:
+    """The operator API's view of the engine (event sourcing).
+
+    Acknowledgements and silences are written to the journal, in order with
+    the events, before they are applied: a restart replays checkpoint +
+    journal and re-derives exactly the same alerts, acknowledgements included.
+    Reads go straight to the engine.
+    """
+
+    def __init__(self, engine, runtime) -> None:
+        self._engine = engine
+        self._runtime = runtime
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def acknowledge(self, alert_id: str, by: str, comment: str | None = None, at: float | None = None):
+        op = {"op": "ack", "id": alert_id, "by": by, "comment": comment, "at": at}
+        self._runtime.journal_op(op)
+        return self._engine.acknowledge(alert_id, by, comment, at)
+
+    def add_silence(self, matchers, ends_at, *, starts_at=None, by="", comment="", created_at=None):
+        op = {"op": "silence_add", "matchers": matchers, "ends_at": ends_at, "starts_at": starts_at,
+              "by": by, "comment": comment, "created_at": created_at}
+        self._runtime.journal_op(op)
+        return self._engine.add_silence(matchers, ends_at, starts_at=starts_at, by=by, comment=comment,
+                                        created_at=created_at)
+
+    def remove_silence(self, silence_id: str) -> bool:
+        self._runtime.journal_op({"op": "silence_remove", "id": silence_id})
+        return self._engine.remove_silence(silence_id)
+
+
+def apply_op(engine, op: dict) -> None:
+    """Replay one journaled operator action; one that failed live fails the same way and is skipped."""
+    try:
+        if op["op"] == "ack":
+            engine.acknowledge(op["id"], op["by"], op.get("comment"), op.get("at"))
+        elif op["op"] == "silence_add":
+            engine.add_silence(op["matchers"], op["ends_at"], starts_at=op.get("starts_at"), by=op.get("by", ""),
+                               comment=op.get("comment", ""), created_at=op.get("created_at"))
+        elif op["op"] == "silence_remove":
+            engine.remove_silence(op["id"])
+    except (KeyError, ValueError):  # NotFound is a KeyError, NotActive a ValueError
+        log.info("journaled operator action %s no longer applies", op.get("op"))
 
 
 def build_alerting(config: Config, catalog: Catalog) -> Alerting:

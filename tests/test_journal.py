@@ -47,3 +47,13 @@ def test_checkpoint_atomic_round_trip(tmp_path):
     cp = read_checkpoint(path)
     assert cp.journal_segment == 3 and cp.pipeline == {"a": [1, 2]}
     assert not path.with_suffix(".tmp").exists()
+
+
+def test_consecutive_meta_lines_each_come_back_in_order(tmp_path):
+    """A meta line travels with the events after it; the reader applies it before them."""
+    j = Journal(tmp_path)
+    j.append([], meta={"op": {"op": "ack", "id": "a"}})
+    j.append([], meta={"op": {"op": "ack", "id": "b"}})
+    j.append([ev(1)])
+    out = [(len(events), meta) for events, meta in Journal(tmp_path).read_from(0, 0)]
+    assert out == [(0, {"op": {"op": "ack", "id": "a"}}), (1, {"op": {"op": "ack", "id": "b"}})]

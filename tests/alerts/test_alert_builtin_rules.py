@@ -8,6 +8,8 @@ from alerts.detectors import hour_of_week
 
 from alerttest_util import T0, cam, dossier, engine_for, ind, rain
 
+from alerts.engine import AlertEngine
+
 H = 3600.0
 DAY = 86400.0
 
@@ -149,8 +151,24 @@ def test_sensor_stale_relative_to_its_feed_watermark(rules):
     assert (r.entity, r.state, r.id) == ("VP-002", "resolved", a.id)
 
 
-def test_sensor_stale_catalog_station_that_never_reports_and_cameras(rules, catalog):
+def test_sensor_stale_ignores_never_seen_catalog_sensors_by_default(rules, catalog):
+    """A catalog sensor that never reported is "no data" (grey on the wall), not an alert, unless asked."""
     eng = engine_for(rules, "sensor_stale", catalog=catalog)
+    out = []
+    for i in range(7):
+        t = T0 + i * 300
+        out += eng.process([rain("VP-001", t, 0.0), cam("cam-x", "mc-vinh-yen", t, 1, 1)], [], {"rain": t, "camera": t})
+    assert out == []
+
+
+def test_sensor_stale_catalog_station_that_never_reports_and_cameras(rules, catalog):
+    import dataclasses
+
+    from alerts.rules import RuleSet
+
+    stale = rules.get("sensor_stale")
+    watched = dataclasses.replace(stale, params={**stale.params, "catalog": True})
+    eng = AlertEngine(RuleSet((watched,)), catalog)
     out = []
     for i in range(7):
         t = T0 + i * 300

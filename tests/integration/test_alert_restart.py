@@ -94,3 +94,16 @@ def test_ack_survives_sigkill_and_webhook_notified_once(ioc_server, receiver, tm
     assert [a["id"] for a in alerts] == [alert["id"]]
     firing = [key for key, body in receiver.calls if body.get("kind") == "firing" and body["alert"]["rule"] == "rain_3h_intense"]
     assert firing == [f"{alert['id']}:firing"], receiver.calls
+
+    # a graceful restart (from a checkpoint this time), then a crash again: still acknowledged,
+    # and the audit log holds each transition once although the journal was replayed twice
+    server2.stop()
+    server3 = ioc_server(data_dir=data, port=port, extra_env=env)
+    server3.kill()
+    server4 = ioc_server(data_dir=data, port=port, extra_env=env)
+    after = httpx.get(f"{server4.url}/api/alerts/{alert['id']}", headers=viewer).json()
+    assert after["acknowledged"]["comment"] == "đã nhận, đang theo dõi"
+    history = httpx.get(f"{server4.url}/api/alerts/{alert['id']}/history", headers=viewer).json()["history"]
+    transitions = [h["transition"] for h in history]
+    assert transitions.count("acknowledged") == 1, transitions
+    assert len(transitions) == len(set(map(repr, history))), transitions
