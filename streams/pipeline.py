@@ -8,6 +8,8 @@ embedded runtime and the Faust agents call `process`.
 
 from __future__ import annotations
 
+import math
+from operator import attrgetter
 from typing import Any, Protocol, Sequence
 
 from ioc.catalog import Catalog
@@ -35,6 +37,7 @@ def default_processors(catalog: Catalog) -> dict[str, Processor]:
     }
 
 
+_get_t = attrgetter("t")
 _FEED_OF_TYPE = {RainEvent: "rain", DossierEvent: "dossier", CameraEvent: "camera"}
 
 
@@ -44,9 +47,11 @@ class Pipeline:
         catalog: Catalog,
         engine: AlertSink | None = None,
         processors: dict[str, Processor] | None = None,
+        eval_step_s: int = 300,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
+        self.eval_step_s = eval_step_s
         self.processors = processors if processors is not None else default_processors(catalog)
 
     @property
@@ -54,7 +59,42 @@ class Pipeline:
         return {feed: p.watermark for feed, p in self.processors.items() if p.watermark is not None}
 
     def process(self, events: Sequence[Event], now: float | None = None) -> ProcessResult:
-        """Process one batch; events keep their arrival order within each feed."""
+        """Process one batch; events keep their arrival order within each feed.
+
+        Rules are evaluated at least once per `eval_step_s` of event time: the
+        batch is cut where the running watermark enters a new step, so a
+        threshold crossed and cleared inside one long replay batch still fires
+        (within one step a rain window only grows, so its batch-end value is
+        its maximum).  The result is the same whatever the batch size.
+        """
+        segments = self.segments(events)
+        if len(segments) == 1:
+            return self._process_segment(segments[0], now)
+        result = ProcessResult()
+        for segment in segments:
+            result.extend(self._process_segment(segment, now))
+        return result
+
+    def segments(self, events: Sequence[Event]) -> list[Sequence[Event]]:
+        """The batch cut at each `eval_step_s` step of the running watermark."""
+        step = self.eval_step_s
+        wms = self.watermarks
+        cur = math.ceil(max(wms.values()) / step) if wms else None
+        horizon = 86400 // step  # future-dated events (refused later) must not open steps
+        cuts: list[int] = []
+        for i, t in enumerate(map(_get_t, events)):
+            b = math.ceil(t / step)
+            if cur is None:
+                cur = b
+            elif b > cur and b <= cur + horizon:
+                cuts.append(i)
+                cur = b
+        if not cuts:
+            return [events]
+        bounds = [0, *cuts, len(events)]
+        return [events[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+    def _process_segment(self, events: Sequence[Event], now: float | None) -> ProcessResult:
         by_feed: dict[str, list[Event]] = {}
         for ev in events:
             by_feed.setdefault(_FEED_OF_TYPE[type(ev)], []).append(ev)
@@ -84,9 +124,9 @@ class Pipeline:
             out.extend(processor.flush())
         return out
 
-    def get_state(self, include_engine: bool = True) -> dict[str, Any]:
+    def get_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"processors": {f: p.get_state() for f, p in self.processors.items()}}
-        if include_engine and self.engine is not None and hasattr(self.engine, "get_state"):
+        if self.engine is not None and hasattr(self.engine, "get_state"):
             state["engine"] = self.engine.get_state()
         return state
 
