@@ -258,7 +258,12 @@ class HourlySeries:
             self.first[entity] = h
         elif h < start:
             return
-        acc = self.sums.setdefault(entity, {}).setdefault(h, [0.0, 0])
+        b = self.sums.get(entity)
+        if b is None:
+            b = self.sums[entity] = {}
+        acc = b.get(h)
+        if acc is None:
+            acc = b[h] = [0.0, 0]
         acc[0] += x
         acc[1] += 1
 

@@ -39,7 +39,7 @@ from alerts.detectors import (
     implausible_rain,
 )
 from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silence
-from alerts.rules import Rule, RuleSet, parse_duration
+from alerts.rules import OPS, Rule, RuleSet, parse_duration
 
 __all__ = ["AlertEngine", "NotFound", "NotActive", "Silence"]
 
@@ -53,6 +53,11 @@ def _rain_day(t: float) -> int:
 
 
 def _num(v: Any) -> float | None:
+    tp = type(v)
+    if tp is float:
+        return None if v != v else v  # v != v: NaN
+    if tp is int:
+        return float(v)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     f = float(v)
@@ -81,6 +86,30 @@ def _render(templates: dict[str, str], ctx: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _may_fire_conds(rule: Rule) -> list[tuple[str, str, Any, float]]:
+    """(indicator, window, op, value) such that a levels rule can reach level >= 1 only if one holds.
+
+    Per input, of the ``>``/``>=`` clauses only the lowest is kept (if it does
+    not hold, no higher one does); other operators are kept as they are.  Lets
+    the engine skip inactive (rule, entity) pairs whose values are far below
+    every level without running the full level evaluation.
+    """
+    lowest: dict[tuple[str, str], tuple[float, int, str]] = {}
+    out: list[tuple[str, str, Any, float]] = []
+    for lv in rule.levels:
+        for c in lv.any:
+            if c.op in (">", ">="):
+                cand = (c.value, 0 if c.op == ">=" else 1, c.op)
+                cur = lowest.get((c.indicator, c.window))
+                if cur is None or cand < cur:
+                    lowest[(c.indicator, c.window)] = cand
+            else:
+                out.append((c.indicator, c.window, OPS[c.op], c.value))
+    for (ind, win), (value, _, op) in lowest.items():
+        out.append((ind, win, OPS[op], value))
+    return out
+
+
 class AlertEngine:
     def __init__(self, rules: RuleSet | Iterable[Rule], catalog: Catalog | None = None, store: Any = None, *,
                  incident_window_s: float = 6 * 3600) -> None:
@@ -90,6 +119,9 @@ class AlertEngine:
         self._lock = threading.RLock()
         self._lc = Lifecycle(incident_window_s)
         self._by_name = {r.name: r for r in self.rules}
+        self._named: dict[str, tuple[Rule, ...]] = {}
+        for r in self.rules:
+            self._named[r.name] = (*self._named.get(r.name, ()), r)
         self._by_input: dict[tuple[str, str], list[Rule]] = {}
         self._day_inputs: set[tuple[str, str]] = set()
         for r in self.rules:
@@ -98,6 +130,7 @@ class AlertEngine:
                     self._by_input.setdefault(inp, []).append(r)
                 for lv in r.levels:
                     self._day_inputs.update((c.indicator, c.window) for c in lv.any if c.days)
+        self._may_fire = {r: _may_fire_conds(r) for r in self.rules if r.kind == "levels"}
         kinds = {r.kind: r for r in self.rules}
         self._stale_rule = kinds.get("stale")
         self._flat_rule = kinds.get("flatline")
@@ -149,8 +182,7 @@ class AlertEngine:
             dirty: dict[tuple[Rule, str], list] = {}
             if indicators:
                 self._consume_indicators(indicators, dirty)
-            for (rule, entity), (t, late) in dirty.items():
-                self._evaluate(rule, entity, t, late, out)
+            self._evaluate_dirty(dirty, out)
             self._tick(dirty, out)
             self._detect_at_watermarks(out)
             self._lc.release_muted(self._wm)
@@ -167,40 +199,101 @@ class AlertEngine:
         return t
 
     def _consume_indicators(self, indicators: Sequence[Indicator], dirty: dict) -> None:
-        by_input = self._by_input
+        """Record the latest value of every rule input and mark (rule, entity) dirty.
+
+        Most records (e.g. rain 1h/6h/72h, rates) feed no rule and cost little
+        more than the loop step.  Records of one processor share their ts, so
+        the parse of ts (and its rain day) is memoised on the last string seen.
+        """
+        by_input_get = self._by_input.get
+        latest = self._latest
+        day_inputs = self._day_inputs
+        dirty_get = dirty.get
+        all_days = self._days
+        last_ts: str | None = None
+        t = 0.0
+        rain_day = 0
+        # processors emit runs of records with the same (name, window): look
+        # the rules up once per run (an identity check on the strings)
+        pname = pwin = None
+        rules: list[Rule] | None = None
+        is_day = False
         for ind in indicators:
-            rules = by_input.get((ind.name, ind.window))
+            name, window = ind.name, ind.window
+            if name is not pname or window is not pwin:
+                pname, pwin = name, window
+                rules = by_input_get((name, window))
+                is_day = (name, window) in day_inputs
             if not rules:
                 continue
-            t = self._ts(ind.ts)
-            self._latest[(ind.name, ind.window, ind.entity)] = ind.value
-            if (ind.name, ind.window) in self._day_inputs:
-                v = _num(ind.value)
+            ts = ind.ts
+            if ts != last_ts:
+                t = self._ts(ts)
+                rain_day = _rain_day(t)
+                last_ts = ts
+            ent = ind.entity
+            value = ind.value
+            latest[(name, window, ent)] = value
+            if is_day:
+                v = _num(value)
                 if v is not None:
-                    days = self._days.setdefault((ind.name, ind.window, ind.entity), {})
-                    d = _rain_day(t)
-                    if v > days.get(d, -math.inf):
-                        days[d] = v
+                    dkey = (name, window, ent)
+                    days = all_days.get(dkey)
+                    if days is None:
+                        days = all_days[dkey] = {}
+                    if v > days.get(rain_day, -math.inf):
+                        days[rain_day] = v
                     if len(days) > 10:
                         del days[min(days)]
+            late = ind.late
             for r in rules:
-                k = (r, ind.entity)
-                cur = dirty.get(k)
+                k = (r, ent)
+                cur = dirty_get(k)
                 if cur is None:
-                    dirty[k] = [t, ind.late]
+                    dirty[k] = [t, late]
                 else:
-                    cur[0] = max(cur[0], t)
-                    cur[1] = cur[1] or ind.late
+                    if t > cur[0]:
+                        cur[0] = t
+                    cur[1] = cur[1] or late
         return None
+
+    def _evaluate_dirty(self, dirty: dict, out: list[Alert]) -> None:
+        """self._evaluate for every dirty (rule, entity), in order.
+
+        Most pairs are inactive (no condition state, no active alert) with a
+        value below every firing point: for them evaluation changes nothing,
+        so they are recognised here without the call (the same tests as the
+        early returns of _eval_threshold and _eval_levels).
+        """
+        conds, active, latest = self._conds, self._lc.active, self._latest
+        may_fire = self._may_fire
+        eval_levels, eval_threshold = self._eval_levels, self._eval_threshold
+        for (rule, entity), (t, late) in dirty.items():
+            name = rule.name
+            if rule.kind == "levels":
+                if (name, entity) not in conds and (name, entity, "") not in active:
+                    for ind, win, op, value in may_fire[rule]:
+                        v = _num(latest.get((ind, win, entity)))
+                        if v is not None and op(v, value):
+                            break
+                    else:
+                        continue
+                eval_levels(rule, entity, t, late, out)
+            else:
+                if rule.per is None and (name, entity) not in conds and (name, entity, "") not in active:
+                    v = _num(latest.get((rule.indicator, rule.window, entity)))
+                    if v is None or not rule.fires(v):
+                        continue
+                eval_threshold(rule, entity, t, late, out)
 
     def _tick(self, dirty: dict, out: list[Alert]) -> None:
         """Advance pending/clearing conditions to their feed's watermark (constant values are not re-emitted)."""
         if not self._ticking:
             return
-        done = {(r.name, e) for r, e in dirty}
+        named = self._named
         for key in list(self._ticking):
-            if key in done:
-                continue
+            if any((r, key[1]) in dirty for r in named.get(key[0], ())):
+                continue  # evaluated with this batch's values already
             rule = self._by_name.get(key[0])
             if rule is None:
                 self._ticking.pop(key, None)
@@ -247,6 +340,9 @@ class AlertEngine:
         v = self._value(rule, entity)
         if v is None:
             return  # no data is not zero: neither fire nor clear
+        if ((rule.name, entity) not in self._conds and not rule.fires(v)
+                and (rule.name, entity, "") not in self._lc.active):
+            return  # inactive and not firing: step() would change nothing
         st = self._cond(rule, entity)
         prev = st.value if st.phase == FIRING else None
         ev = step(st, t, rule.fires(v), rule.clears(v), rule.for_s, rule.keep_firing_for_s, late)
@@ -280,6 +376,14 @@ class AlertEngine:
         return True
 
     def _eval_levels(self, rule: Rule, entity: str, t: float, late: bool, out: list[Alert]) -> None:
+        if (rule.name, entity) not in self._conds and (rule.name, entity, "") not in self._lc.active:
+            latest = self._latest
+            for ind, win, op, value in self._may_fire[rule]:
+                v = _num(latest.get((ind, win, entity)))
+                if v is not None and op(v, value):
+                    break
+            else:
+                return  # inactive and no level can hold: step() would change nothing
         level, matched, seen = 0, "", False
         chosen = None
         for lv in rule.levels:
@@ -407,26 +511,40 @@ class AlertEngine:
         new_bad: dict[tuple[str, str], None] = {}  # a new implausible reading arrived
         wm_r, wm_c = prev.get("rain", -math.inf), prev.get("camera", -math.inf)
         cat = self.catalog
+        tracks_r_get = tracks_r.get
+        rain_seen = rain_stale.seen if rain_stale is not None else None
+        # implausible_rain() is None whenever rain_mm <= max_mm and the rate at the
+        # shortest interval is within max_rate: most readings skip the call
         for e in events:
             tp = type(e)
             if tp is RainEvent:
                 ent, t = e.station, e.t
                 if want_r_track:
-                    tr = tracks_r.get(ent)
+                    tr = tracks_r_get(ent)
                     if tr is None:
                         tr = tracks_r[ent] = SensorTrack()
-                    if bad is not None:
+                    mm = e.rain_mm
+                    if bad is not None and (mm > max_mm or mm * 3600.0 / min_iv > max_rate):
                         dt = t - tr.last_t if tr.last_t is not None and t > tr.last_t else None
-                        why = implausible_rain(e.rain_mm, dt, max_mm, max_rate, min_iv)
+                        why = implausible_rain(mm, dt, max_mm, max_rate, min_iv)
                         if why is not None and (tr.bad_t is None or t >= tr.bad_t):
-                            tr.bad_t, tr.bad_reason, tr.bad_reading, tr.bad_late = t, why, e.rain_mm, t < wm_r
+                            tr.bad_t, tr.bad_reason, tr.bad_reading, tr.bad_late = t, why, mm, t < wm_r
                             new_bad[("rain", ent)] = None
-                    if tr.last_t is None or t > tr.last_t:
+                    lt = tr.last_t
+                    if lt is None or t > lt:
                         tr.last_t = t
                     if flat is not None:
-                        tr.see_flat(t, e.rain_mm)
+                        # SensorTrack.see_flat, inlined (the hottest per-reading call)
+                        n = tr.flat_n
+                        if n and t <= tr.flat_last_t:
+                            pass
+                        elif n and mm == tr.flat_value:
+                            tr.flat_n = n + 1
+                            tr.flat_last_t = t
+                        else:
+                            tr.flat_value, tr.flat_first_t, tr.flat_last_t, tr.flat_n = mm, t, t, 1
                         touched[("rain", ent)] = None
-                if rain_stale is not None and rain_stale.seen(ent, t):
+                if rain_seen is not None and rain_seen(ent, t):
                     recovered.append(("rain", ent, t))
             elif tp is CameraEvent:
                 ent, t = e.camera, e.t
@@ -434,20 +552,32 @@ class AlertEngine:
                     tr = tracks_c.get(ent)
                     if tr is None:
                         tr = tracks_c[ent] = SensorTrack()
+                    waiting = e.waiting
                     if bad is not None:
                         mc = max_ctr
                         if cat is not None:
                             site = cat.sites.get(e.site)
                             if site is not None:
                                 mc = site.counters
-                        why = implausible_camera(e.waiting, e.counters_open, max_wait, mc)
-                        if why is not None and (tr.bad_t is None or t >= tr.bad_t):
-                            tr.bad_t, tr.bad_reason, tr.bad_reading, tr.bad_late = t, why, e.waiting, t < wm_c
-                            new_bad[("camera", ent)] = None
-                    if tr.last_t is None or t > tr.last_t:
+                        # the tests of implausible_camera(), so most readings skip the call
+                        if waiting > max_wait or (mc is not None and e.counters_open > mc):
+                            why = implausible_camera(waiting, e.counters_open, max_wait, mc)
+                            if why is not None and (tr.bad_t is None or t >= tr.bad_t):
+                                tr.bad_t, tr.bad_reason, tr.bad_reading, tr.bad_late = t, why, waiting, t < wm_c
+                                new_bad[("camera", ent)] = None
+                    lt = tr.last_t
+                    if lt is None or t > lt:
                         tr.last_t = t
                     if flat is not None:
-                        tr.see_flat(t, e.waiting)
+                        # SensorTrack.see_flat, inlined
+                        n = tr.flat_n
+                        if n and t <= tr.flat_last_t:
+                            pass
+                        elif n and waiting == tr.flat_value:
+                            tr.flat_n = n + 1
+                            tr.flat_last_t = t
+                        else:
+                            tr.flat_value, tr.flat_first_t, tr.flat_last_t, tr.flat_n = waiting, t, t, 1
                         touched[("camera", ent)] = None
                 if cam_stale is not None and cam_stale.seen(ent, t):
                     recovered.append(("camera", ent, t))
@@ -460,10 +590,16 @@ class AlertEngine:
         for feed, ent, t_ev in recovered:
             t = self._wm.get(feed, t_ev)
             self._emit(out, self._lc.resolve((sr.name, ent, feed), ts=format_ts(t), t=t, keep_value=True))
-        for feed, ent in touched:
-            tr = self._tracks[feed][ent]
-            if feed in flat.feeds:
-                self._check_flat(flat, feed, ent, tr, self._wm.get(feed, tr.last_t), out)
+        if touched:
+            min_n, min_dur, ignore = self._flat_cfg
+            active = self._lc.active
+            for feed, ent in touched:
+                tr = self._tracks[feed][ent]
+                if feed in flat.feeds:
+                    if not (tr.flat_n >= min_n and tr.flat_value not in ignore
+                            and tr.flat_last_t - tr.flat_first_t >= min_dur) and (flat.name, ent, feed) not in active:
+                        continue  # not flat and no flatline alert to resolve (the common case)
+                    self._check_flat(flat, feed, ent, tr, self._wm.get(feed, tr.last_t), out)
         for feed, ent in new_bad:
             tr = self._tracks[feed][ent]
             if feed in bad.feeds:

@@ -150,31 +150,44 @@ class CameraProcessor:
         late_now: set[int] = set()
         late_win: set[int] = set()
         changed_sites: set[str] = set()
-        rows = np.empty(len(events), dtype=np.int64)
-        waiting = np.empty(len(events), dtype=np.int64)
         k = buckets_of(t, G_S)
         in_win = (k > k_new - RING).tolist()
+        t_l = t.tolist()  # Python floats: numpy scalars are slow to index and compare one by one
+        rows_l: list[int] = []
+        wait_l: list[int] = []
         latest = self._latest
+        members = self._members
+        index = self._index
+        seq = self._seq
         for i, ev in enumerate(events):
             site = ev.site
-            r = self._row(site)
-            rows[i] = r
-            waiting[i] = ev.waiting
+            r = index.get(site)
+            if r is None:
+                r = self._row(site)
+            rows_l.append(r)
+            wait_l.append(ev.waiting)
             touched.add(r)
-            self._seq += 1
-            ti = t[i]
-            cur = latest.get(ev.camera)
+            seq += 1
+            ti = t_l[i]
+            cam = ev.camera
+            cur = latest.get(cam)
             if cur is None or ti >= cur[0]:
                 if cur is not None and cur[2] != site:
-                    self._members[cur[2]].discard(ev.camera)
+                    members[cur[2]].discard(cam)
                     changed_sites.add(cur[2])
-                    touched.add(self._index[cur[2]])
-                latest[ev.camera] = [float(ti), self._seq, site, ev.waiting, ev.counters_open]
-                self._members.setdefault(site, set()).add(ev.camera)
+                    touched.add(index[cur[2]])
+                latest[cam] = [ti, seq, site, ev.waiting, ev.counters_open]
+                m = members.get(site)
+                if m is None:
+                    m = members[site] = set()
+                m.add(cam)
                 if late[i]:
                     late_now.add(r)
             if late[i] and in_win[i]:
                 late_win.add(r)
+        self._seq = seq
+        rows = np.array(rows_l, dtype=np.int64)
+        waiting = np.array(wait_l, dtype=np.int64)
         keep = k > k_new - RING
         if keep.any():
             rk, wk, sl = rows[keep], waiting[keep], k[keep] % RING

@@ -48,14 +48,15 @@ from __future__ import annotations
 
 import heapq
 from bisect import insort
+from operator import attrgetter
 from typing import Any, Sequence
 
 from ioc.catalog import Catalog
 from ioc.events import Event
-from ioc.records import Indicator, round_value
+from ioc.records import Indicator
 from ioc.timeutil import day_start, format_ts, month_start, period_key, year_start
 from streams.core import ProcessResult
-from streams.ranking import COMPONENTS, rank_units, unit_score
+from streams.ranking import rank_units, unit_score
 from streams.window import FUTURE, FUTURE_S, SKEW_S, TOO_LATE, rejection
 
 WINDOWS = ("day", "month", "year")
@@ -67,6 +68,10 @@ M_RECEIVED, M_ONLINE, M_DIGITIZED, M_FEE, M_PAID, M_PROCESSED, M_DEN, M_ONTIME =
 BIT_OPEN = 24
 BIT_OVERDUE = 25
 N_BITS = 26
+ALL_BITS = (1 << N_BITS) - 1
+# after shifting a unit's changed bits right by the window index, metric m is bit 3m
+_RECEIVED, _ONLINE, _DIGITIZED, _FEE, _PAID, _PROCESSED, _DEN, _ONTIME = (1 << (3 * m) for m in range(8))
+_SCORE_BITS = (_RECEIVED | _ONLINE | _DIGITIZED | _FEE | _PAID | _DEN | _ONTIME) << 2  # year window
 
 
 class _Dossier:
@@ -107,11 +112,9 @@ def derive(statuses: Sequence[tuple[float, int, str]], attrs: dict[str, tuple[fl
                 paused_at_proc = paused
                 supp_at_proc = n_supp
 
-    def val(name: str) -> Any:
-        a = attrs.get(name)
-        return None if a is None else a[2]
-
-    due = val("due_t")
+    get = attrs.get  # attrs values are (t, seq, value)
+    a = get("due_t")
+    due = None if a is None else a[2]
     on_time = None
     if processed_t is not None and due is not None:
         on_time = supp_at_proc <= 1 and processed_t <= due + paused_at_proc
@@ -122,20 +125,31 @@ def derive(statuses: Sequence[tuple[float, int, str]], attrs: dict[str, tuple[fl
             frozen = due + paused < open_since
         else:
             deadline = due + paused
-    fee = val("fee") is True
-    return (
-        val("unit"),
-        recv_t,
-        val("channel") == "online",
-        val("digitized") is True,
-        fee,
-        fee and val("paid_online") is True,
-        processed_t,
-        on_time,
-        closed,
-        deadline,
-        frozen,
-    )
+    a = get("fee")
+    fee = a is not None and a[2] is True
+    a = get("paid_online")
+    paid = fee and a is not None and a[2] is True
+    a = get("unit")
+    unit = None if a is None else a[2]
+    a = get("channel")
+    online = a is not None and a[2] == "online"
+    a = get("digitized")
+    digitized = a is not None and a[2] is True
+    return (unit, recv_t, online, digitized, fee, paid, processed_t, on_time, closed, deadline, frozen)
+
+
+_bit_cache: dict[int, tuple[int, ...]] = {}
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """Indices of the set bits of a mask (memoised: few distinct masks occur)."""
+    idx = _bit_cache.get(mask)
+    if idx is None:
+        idx = _bit_cache[mask] = tuple(b for b in range(N_BITS) if (mask >> b) & 1)
+    return idx
+
+
+_get_attrs = attrgetter(*ATTRS)
 
 
 class DossierProcessor:
@@ -161,6 +175,12 @@ class DossierProcessor:
         self._next_day = float("-inf")
         self._dirty: set[str] = set()
         self._late: set[tuple[str, str]] = set()
+        # counter changes not yet applied: (unit, bits, late) -> net count (see _flush_pending)
+        self._pend: dict[tuple[str, int, bool], int] = {}
+        # counter bits changed per unit since the last _emit; _full: check every row of the
+        # dirty units (periods rolled over, or state was restored)
+        self._chg: dict[str, int] = {}
+        self._full = True
 
     @property
     def watermark(self) -> float | None:
@@ -174,40 +194,32 @@ class DossierProcessor:
             self._targets_cache[unit] = tg
         return tg
 
-    def _pbits(self, t: float | None) -> int:
-        if t is None:
-            return 0
-        if t >= self._ds:
-            return 7
-        if t >= self._ms:
-            return 6
-        if t >= self._ys:
-            return 4
-        return 0
-
     def _mask(self, s: tuple | None) -> int:
         if s is None:
             return 0
         _, recv_t, online, digitized, fee, paid, processed_t, on_time, closed, deadline, frozen = s
+        ds, ms, ys = self._ds, self._ms, self._ys
         m = 0
-        pb = self._pbits(recv_t)
-        if pb:
-            m |= pb
-            if online:
-                m |= pb << (3 * M_ONLINE)
-            if digitized:
-                m |= pb << (3 * M_DIGITIZED)
-            if fee:
-                m |= pb << (3 * M_FEE)
-            if paid:
-                m |= pb << (3 * M_PAID)
-        pb = self._pbits(processed_t)
-        if pb:
-            m |= pb << (3 * M_PROCESSED)
-            if on_time is not None:
-                m |= pb << (3 * M_DEN)
-                if on_time:
-                    m |= pb << (3 * M_ONTIME)
+        if recv_t is not None:
+            pb = 7 if recv_t >= ds else 6 if recv_t >= ms else 4 if recv_t >= ys else 0
+            if pb:
+                m = pb
+                if online:
+                    m |= pb << (3 * M_ONLINE)
+                if digitized:
+                    m |= pb << (3 * M_DIGITIZED)
+                if fee:
+                    m |= pb << (3 * M_FEE)
+                if paid:
+                    m |= pb << (3 * M_PAID)
+        if processed_t is not None:
+            pb = 7 if processed_t >= ds else 6 if processed_t >= ms else 4 if processed_t >= ys else 0
+            if pb:
+                m |= pb << (3 * M_PROCESSED)
+                if on_time is not None:
+                    m |= pb << (3 * M_DEN)
+                    if on_time:
+                        m |= pb << (3 * M_ONTIME)
         if not closed:
             m |= 1 << BIT_OPEN
             if frozen or (deadline is not None and deadline < self._w):
@@ -215,22 +227,42 @@ class DossierProcessor:
         return m
 
     def _apply(self, unit: str, bits: int, sign: int, late: bool) -> None:
-        for u in self._targets(unit):
-            c = self._counters.get(u)
-            if c is None:
-                c = self._counters[u] = [0] * N_BITS
-            x = bits
-            while x:
-                low = x & -x
-                c[low.bit_length() - 1] += sign
-                x ^= low
-            self._dirty.add(u)
+        """Queue ±bits for a unit and its ancestors; applied in bulk by _flush_pending.
+
+        Counters are only read at batch end and at a period rollover, so the
+        many ±1 changes of a batch collapse into one net count per
+        (unit, bits) instead of a bit loop per event and ancestor.
+        """
+        key = (unit, bits, late)
+        pend = self._pend
+        pend[key] = pend.get(key, 0) + sign
+
+    def _flush_pending(self) -> None:
+        pend = self._pend
+        if not pend:
+            return
+        counters, dirty, targets, chg = self._counters, self._dirty, self._targets, self._chg
+        for (unit, bits, late), n in pend.items():
+            tg = targets(unit)
+            idx = _bits(bits)
+            for u in tg:
+                c = counters.get(u)
+                if c is None:
+                    c = counters[u] = [0] * N_BITS
+                    chg[u] = ALL_BITS  # a new unit: all its rows are new
+                if n:
+                    for b in idx:
+                        c[b] += n
+                    chg[u] = chg.get(u, 0) | bits
+            dirty.update(tg)
             if late:
-                for wi, w in enumerate(WINDOWS):
-                    if bits & (0o11111111 << wi):
-                        self._late.add((u, w))
-                if bits >> BIT_OPEN:
-                    self._late.add((u, "now"))
+                for u in tg:
+                    for wi, w in enumerate(WINDOWS):
+                        if bits & (0o11111111 << wi):
+                            self._late.add((u, w))
+                    if bits >> BIT_OPEN:
+                        self._late.add((u, "now"))
+        pend.clear()
 
     # ---------------------------------------------------------------- time
     def _advance(self, t: float) -> None:
@@ -238,6 +270,7 @@ class DossierProcessor:
         first = self._w is None
         self._w = t
         if t >= self._next_day:
+            self._flush_pending()
             ds, ms, ys = day_start(t), month_start(t), year_start(t)
             reset = 0
             if ds != self._ds:
@@ -249,6 +282,7 @@ class DossierProcessor:
                 reset |= 0o11111111 << 2
             self._ds, self._ms, self._ys = ds, ms, ys
             self._next_day = ds + 86400.0  # +07:00 has no DST
+            self._full = True  # period labels changed: every row of every unit is re-checked
             keep = ~reset
             for u, c in self._counters.items():
                 for b in range(N_BITS):
@@ -276,6 +310,7 @@ class DossierProcessor:
         if not events:
             return result
         limit = None if now is None else now + SKEW_S + FUTURE_S
+        event = self._event
         for i, ev in enumerate(events):
             t = ev.t
             w = self._w
@@ -293,8 +328,12 @@ class DossierProcessor:
                 continue
             result.accepted += 1
             if w is None or t > w:
-                self._advance(t)
-            self._event(ev, t, w is not None and t < w)
+                heap = self._heap
+                if t >= self._next_day or (heap and heap[0][0] < t):
+                    self._advance(t)
+                else:
+                    self._w = t  # the common case of _advance: nothing rolls over, nothing falls due
+            event(ev, t, w is not None and t < w)
         if self._w is not None and result.accepted:
             result.indicators = self._emit()
         return result
@@ -303,34 +342,41 @@ class DossierProcessor:
         did = ev.dossier
         if did in self._tomb:
             return
-        self._seq += 1
-        seq = self._seq
+        self._seq = seq = self._seq + 1
         d = self._d.get(did)
         if d is None:
             d = self._d[did] = _Dossier()
-        old = d.summary
-        old_mask = self._mask(old)
+            old = None
+            old_mask = 0
+        else:
+            old = d.summary
+            old_mask = self._mask(old)
         insort(d.statuses, (t, seq, ev.status))
         a = d.attrs
-        for name in ATTRS:
-            v = getattr(ev, name)
+        for name, v in zip(ATTRS, _get_attrs(ev)):
             if v is not None:
                 cur = a.get(name)
                 if cur is None or t >= cur[0]:
                     a[name] = (t, seq, v)
         new = d.summary = derive(d.statuses, a)
         new_mask = self._mask(new)
+        pend = self._pend
         if old is not None and old[0] != new[0]:
-            self._apply(old[0], old_mask, -1, late)
-            self._apply(new[0], new_mask, +1, late)
+            key = (old[0], old_mask, late)
+            pend[key] = pend.get(key, 0) - 1
+            key = (new[0], new_mask, late)
+            pend[key] = pend.get(key, 0) + 1
         else:
             diff = old_mask ^ new_mask
             if diff:
-                self._apply(new[0], diff & new_mask, +1, late)
-                self._apply(new[0], diff & old_mask, -1, late)
+                key = (new[0], diff & new_mask, late)
+                pend[key] = pend.get(key, 0) + 1
+                key = (new[0], diff & old_mask, late)
+                pend[key] = pend.get(key, 0) - 1
         d.ver += 1
-        if new[9] is not None and not new[9] < self._w:
-            heapq.heappush(self._heap, (new[9], did, d.ver))
+        dl = new[9]
+        if dl is not None and not dl < self._w:
+            heapq.heappush(self._heap, (dl, did, d.ver))
             if len(self._heap) > 2 * len(self._d) + 1024:
                 self._compact_heap()
 
@@ -343,80 +389,175 @@ class DossierProcessor:
         """(name, window, value, measurement unit) of every indicator of a unit; None = no data."""
         c = self._counters[unit]
         out: list[tuple[str, str, Any, str | None]] = []
+        append = out.append
         for wi, w in enumerate(WINDOWS):
-            rec, onl, dig, fee, paid, proc, den, ont = (c[3 * m + wi] for m in range(8))
-            out.append(("dossier_received", w, rec, "dossiers"))
-            out.append(("dossier_processed", w, proc, "dossiers"))
-            out.append(("dossier_online_rate", w, round_value(onl / rec) if rec else None, "ratio"))
-            out.append(("dossier_digitization_rate", w, round_value(dig / rec) if rec else None, "ratio"))
-            out.append(("dossier_online_payment_rate", w, round_value(paid / fee) if fee else None, "ratio"))
-            out.append(("dossier_on_time_rate", w, round_value(ont / den) if den else None, "ratio"))
-        out.append(("dossier_open", "now", c[BIT_OPEN], "dossiers"))
-        out.append(("dossier_overdue_open", "now", c[BIT_OVERDUE], "dossiers"))
+            rec, onl, dig, fee, paid, proc, den, ont = c[wi:24:3]  # metric m of window wi is c[3m + wi]
+            # rates: round(x, 3) + 0.0 is ioc.records.round_value, inlined
+            append(("dossier_received", w, rec, "dossiers"))
+            append(("dossier_processed", w, proc, "dossiers"))
+            append(("dossier_online_rate", w, round(onl / rec, 3) + 0.0 if rec else None, "ratio"))
+            append(("dossier_digitization_rate", w, round(dig / rec, 3) + 0.0 if rec else None, "ratio"))
+            append(("dossier_online_payment_rate", w, round(paid / fee, 3) + 0.0 if fee else None, "ratio"))
+            append(("dossier_on_time_rate", w, round(ont / den, 3) + 0.0 if den else None, "ratio"))
+        append(("dossier_open", "now", c[BIT_OPEN], "dossiers"))
+        append(("dossier_overdue_open", "now", c[BIT_OVERDUE], "dossiers"))
         return out
 
     def _score(self, unit: str) -> float | None:
-        c = self._counters[unit]
-        rec, onl, dig, fee, paid, _, den, ont = (c[3 * m + 2] for m in range(8))
+        rec, onl, dig, fee, paid, _, den, ont = self._counters[unit][2:24:3]  # year window
         rates = {
             "dossier_online_rate": onl / rec if rec else None,
             "dossier_digitization_rate": dig / rec if rec else None,
             "dossier_online_payment_rate": paid / fee if fee else None,
             "dossier_on_time_rate": ont / den if den else None,
         }
-        assert len(rates) == len(COMPONENTS)
         return unit_score(rates, self.catalog.targets)
 
     def _periods(self) -> dict[str, str | None]:
         w = self._w
         return {"day": period_key(w, "day"), "month": period_key(w, "month"), "year": period_key(w, "year"), "now": None}
 
-    def _current(self, units) -> list[tuple[str, str, str, Any, str | None, str | None]]:
-        """(name, window, entity, value, unit, period) for the given units, plus ranks of all."""
+    def _current(self, units, scores: dict[str, float | None] | None = None) -> list[tuple[str, str, str, Any, str | None, str | None]]:
+        """(name, window, entity, value, unit, period) for the given units (scores: already computed ones)."""
         periods = self._periods()
         rows = []
+        append = rows.append
         for u in units:
             for name, w, v, mu in self._values(u):
-                rows.append((name, w, u, v, mu, periods[w]))
-            rows.append(("unit_score", "year", u, self._score(u), "points", periods["year"]))
+                append((name, w, u, v, mu, periods[w]))
+            score = scores[u] if scores is not None and u in scores else self._score(u)
+            append(("unit_score", "year", u, score, "points", periods["year"]))
         return rows
 
-    def _rank_rows(self) -> list[tuple[str, str, str, Any, str | None, str | None]]:
-        scores = {u: self._score(u) for u in self._counters if u in self._level}
+    def _all_scores(self) -> dict[str, float | None]:
+        """Score of every ranked unit (units of the catalog with counters); = _score, unrolled.
+
+        Same arithmetic as streams.ranking.unit_score (components in
+        COMPONENTS order, each min(1, rate / target) * 100, or 100 for a
+        target <= 0; mean rounded to 3 decimals), without a dict per unit.
+        """
+        tg = self.catalog.targets
+        targets = (tg.online_rate, tg.digitization_rate, tg.online_payment_rate, tg.on_time_rate)
+        t_onl, t_dig, t_pay, t_ont = targets
+        if min(targets) <= 0:
+            return {u: self._score(u) for u in self._counters if u in self._level}
+        level = self._level
+        out: dict[str, float | None] = {}
+        for u, c in self._counters.items():
+            if u not in level:
+                continue
+            rec, onl, dig, fee, paid, _, den, ont = c[2:24:3]
+            parts = []
+            if rec:
+                parts.append(min(1.0, onl / rec / t_onl) * 100.0)
+                parts.append(min(1.0, dig / rec / t_dig) * 100.0)
+            if fee:
+                parts.append(min(1.0, paid / fee / t_pay) * 100.0)
+            if den:
+                parts.append(min(1.0, ont / den / t_ont) * 100.0)
+            out[u] = round(sum(parts) / len(parts), 3) + 0.0 if parts else None
+        return out
+
+    def _rank_rows(self, scores: dict[str, float | None] | None = None) -> list[tuple[str, str, str, Any, str | None, str | None]]:
+        if scores is None:
+            scores = self._all_scores()
         ranks = rank_units({u: s for u, s in scores.items() if s is not None}, self._level)
         year = period_key(self._w, "year")
         return [("unit_rank", "year", u, ranks.get(u), None, year) for u in self._counters if u in self._level]
 
     def _emit(self) -> list[Indicator]:
+        """Records whose (value, period) differ from the last ones sent, sorted by key.
+
+        The rows of _current are generated and diffed in one pass here (this
+        runs for every dirty unit at every batch end, ~39 rows per unit).
+        """
+        self._flush_pending()
         ts = format_ts(self._w)
-        rows = self._current(sorted(self._dirty))
-        if self._dirty:
-            rows.extend(self._rank_rows())
-        out = []
+        dirty = self._dirty
+        changed: list[tuple] = []
         sent = self._sent
+        if dirty:
+            scores = self._all_scores()  # each score once, shared by score and rank rows
+            periods = self._periods()
+            wins = [(wi, w, periods[w]) for wi, w in enumerate(WINDOWS)]
+            p_year = periods["year"]
+            sent_get = sent.get
+            full, chg = self._full, self._chg
+            for u in sorted(dirty):
+                # Only rows whose counters changed since the last emit can differ from what
+                # was sent then (every dirty unit's rows are diffed at each emit): skip the rest.
+                m = ALL_BITS if full else chg.get(u, 0)
+                if not m:
+                    continue
+                c = self._counters[u]
+                rows = []
+                for wi, w, period in wins:
+                    wm = m >> wi
+                    if not wm & 0o11111111:
+                        continue
+                    rec, onl, dig, fee, paid, proc, den, ont = c[wi:24:3]  # metric m of window wi is c[3m + wi]
+                    # rates: round(x, 3) + 0.0 is ioc.records.round_value, inlined
+                    if wm & _RECEIVED:
+                        rows.append(("dossier_received", w, u, rec, "dossiers", period))
+                    if wm & _PROCESSED:
+                        rows.append(("dossier_processed", w, u, proc, "dossiers", period))
+                    if wm & (_RECEIVED | _ONLINE):
+                        rows.append(("dossier_online_rate", w, u, round(onl / rec, 3) + 0.0 if rec else None, "ratio", period))
+                    if wm & (_RECEIVED | _DIGITIZED):
+                        rows.append(("dossier_digitization_rate", w, u, round(dig / rec, 3) + 0.0 if rec else None, "ratio", period))
+                    if wm & (_FEE | _PAID):
+                        rows.append(("dossier_online_payment_rate", w, u, round(paid / fee, 3) + 0.0 if fee else None, "ratio", period))
+                    if wm & (_DEN | _ONTIME):
+                        rows.append(("dossier_on_time_rate", w, u, round(ont / den, 3) + 0.0 if den else None, "ratio", period))
+                if m >> BIT_OPEN & 1:
+                    rows.append(("dossier_open", "now", u, c[BIT_OPEN], "dossiers", None))
+                if m >> BIT_OVERDUE & 1:
+                    rows.append(("dossier_overdue_open", "now", u, c[BIT_OVERDUE], "dossiers", None))
+                if m & _SCORE_BITS:
+                    score = scores[u] if u in scores else self._score(u)
+                    rows.append(("unit_score", "year", u, score, "points", p_year))
+                for row in rows:
+                    key = row[:3]
+                    prev = sent_get(key)
+                    v = row[3]
+                    if prev is None:
+                        if v is None:
+                            continue
+                    elif prev[0] == v and prev[1] == row[5] and type(prev[0]) is type(v):
+                        continue
+                    sent[key] = (v, row[5])
+                    changed.append(row)
+            for row in self._rank_rows(scores):
+                name, w, u, v, mu, period = row
+                key = (name, w, u)
+                prev = sent_get(key)
+                if prev is None:
+                    if v is None:
+                        continue
+                elif prev[0] == v and prev[1] == period and type(prev[0]) is type(v):
+                    continue
+                sent[key] = (v, period)
+                changed.append(row)
+        # (name, window, entity) is unique per row, so sorting the rows never compares values
+        changed.sort()
         late = self._late
         units = self.catalog.units
-        for name, w, u, v, mu, period in rows:
-            key = (name, w, u)
-            prev = sent.get(key)
-            if prev is None:
-                if v is None:
-                    continue
-            elif prev[0] == v and prev[1] == period and type(prev[0]) is type(v):
-                continue
-            sent[key] = (v, period)
-            is_late = (u, "year" if name in ("unit_score", "unit_rank") else w) in late
-            out.append(
-                Indicator(name=name, window=w, entity=u, ts=ts, value=v, unit=mu, period=period, unknown=u not in units, late=is_late)
-            )
+        # positional: name, window, entity, ts, value, unit, period, stale, unknown, late
+        out = [
+            Indicator(name, w, u, ts, v, mu, period, False, u not in units,
+                      bool(late) and (u, "year" if name in ("unit_score", "unit_rank") else w) in late)
+            for name, w, u, v, mu, period in changed
+        ]
         self._dirty.clear()
         self._late.clear()
-        out.sort(key=lambda r: (r.name, r.window, r.entity))
+        self._chg.clear()
+        self._full = False
         return out
 
     def flush(self) -> list[Indicator]:
         if self._w is None:
             return []
+        self._flush_pending()
         ts = format_ts(self._w)
         units = self.catalog.units
         rows = self._current(sorted(self._counters)) + self._rank_rows()
@@ -430,6 +571,7 @@ class DossierProcessor:
 
     # ---------------------------------------------------------------- state
     def get_state(self) -> dict[str, Any]:
+        self._flush_pending()
         return {
             "version": 1,
             "watermark": self._w,

@@ -330,10 +330,11 @@ class RainProcessor:
             stale_l = stale[rows].tolist()
             unk_l = unknown[rows].tolist()
             late_l = late_rows[lch, rows].tolist() if late_rows is not None else [False] * len(rows)
-            for r, v, s, u, lt in zip(rows.tolist(), vals, stale_l, unk_l, late_l):
-                out.append(
-                    Indicator(name=name, window=window, entity=ids[r], ts=ts, value=v, unit=unit, stale=s, unknown=u, late=lt)
-                )
+            # positional: name, window, entity, ts, value, unit, period, stale, unknown, late
+            out += [
+                Indicator(name, window, ids[r], ts, v, unit, None, s, u, lt)
+                for r, v, s, u, lt in zip(rows.tolist(), vals, stale_l, unk_l, late_l)
+            ]
         self._sent_stale[cand] = stale[cand]
         return out
 
