@@ -141,3 +141,37 @@ def mqtt_broker():
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis: the local one on 6379 when it answers, else a `redis-server` we start (DESIGN §8).
+
+    IOC_TEST_OWN_REDIS=1 forces starting a private server.
+    """
+    import redis
+
+    if not os.environ.get("IOC_TEST_OWN_REDIS"):
+        try:
+            redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping()
+            yield "redis://127.0.0.1:6379/0"
+            return
+        except redis.RedisError:
+            pass
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server is not installed: ./scripts/test.sh installs it")
+    port = free_port()
+    d = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([exe, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(d)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _answers("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)

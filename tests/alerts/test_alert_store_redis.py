@@ -1,4 +1,4 @@
-"""Distributed persistence: the same store contract on the real Redis at 127.0.0.1:6379."""
+"""Distributed persistence: the same store contract on a real Redis (tests/conftest.py: redis_url)."""
 
 from __future__ import annotations
 
@@ -17,17 +17,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def redis_store():
-    client = redis.Redis(host="127.0.0.1", port=6379, decode_responses=True, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+def redis_store(redis_url):
+    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=5)
     prefix = f"test-alerts-{uuid.uuid4().hex[:12]}"
     stores = []
 
     def make():
-        s = RedisAlertStore(redis.Redis(host="127.0.0.1", port=6379, decode_responses=True), prefix=prefix)
+        s = RedisAlertStore(redis.Redis.from_url(redis_url, decode_responses=True), prefix=prefix)
         stores.append(s)
         return s
 

@@ -48,7 +48,7 @@ def _ioc_command(port: int, data_dir: Path) -> list[str]:
     exe = Path(sys.executable).with_name("ioc")
     ioc = str(exe) if exe.exists() else shutil.which("ioc")
     if not ioc:
-        pytest.skip("the `ioc` console script is not installed")
+        pytest.fail("the `ioc` console script is not installed: ./scripts/test.sh installs it")
     return [ioc, "run", "--demo", "--port", str(port), "--data-dir", str(data_dir)]
 
 
@@ -142,9 +142,9 @@ class IocServer:
 
 def _require_runtime() -> None:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+        pytest.fail(f"{CHROMIUM} is not installed: ./scripts/test.sh installs it (apt-get install chromium)")
     if not _cli_available():
-        pytest.skip("ioc.cli is not available yet (`ioc run --demo` is needed)")
+        pytest.fail("ioc.cli is not importable: install the project (./scripts/test.sh)")
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +153,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ioc_server(tmp_path_factory, artifacts):
     """One demo server shared by the read-only tests of the session."""
     _require_runtime()
@@ -173,8 +173,10 @@ def fresh_server(tmp_path, artifacts):
     srv.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """Package scope: Playwright's sync API keeps an event loop running in this thread while it is
+    open, which would break every later test that calls asyncio.run()."""
     _require_runtime()
     from playwright.sync_api import sync_playwright
 
