@@ -10,13 +10,14 @@ import json
 import random
 
 from ioc.catalog import Catalog
+from ioc.timeutil import format_ts, parse_ts
 
 BASE_H = 6  # 06:00 local on 2026-10-28
 
 
 def ts(minute: int) -> str:
-    h, m = divmod(BASE_H * 60 + minute, 60)
-    return f"2026-10-28T{h:02d}:{m:02d}:00+07:00"
+    """Event time `minute` minutes after BASE_H:00 on 2026-10-28 (local), rolling over midnight."""
+    return format_ts(parse_ts(f"2026-10-28T{BASE_H:02d}:00:00+07:00") + 60 * minute)
 
 
 def make_events(catalog: Catalog, steps: int = 96, seed: int = 7) -> list[dict]:
