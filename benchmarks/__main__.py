@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
         rest = rest[:i] + rest[i + 2 :]
     names = list(BENCHMARKS) if name == "all" else [name]
     results = []
+    failed: list[str] = []
     t0 = time.time()
     for n in names:
         try:
@@ -40,14 +41,20 @@ def main(argv: list[str]) -> int:
             print(f"{n}: not available ({exc})", file=sys.stderr)
             continue
         print(f"running {n} ...", file=sys.stderr, flush=True)
-        results.extend(mod.main(rest if name != "all" else []))
+        try:
+            results.extend(mod.main(rest if name != "all" else []))
+        except Exception as exc:  # one failing benchmark must not lose the others' figures
+            failed.append(n)
+            print(f"{n}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     print(f"machine: {machine()}")
     print(table(results))
+    if failed:
+        print(f"failed: {', '.join(failed)}")
     if out_json:
         with open(out_json, "w") as fh:
             json.dump({"machine": machine(), "seconds": round(time.time() - t0, 1),
-                       "results": [r.to_json() for r in results]}, fh, indent=2, ensure_ascii=False)
-    return 0
+                       "results": [r.to_json() for r in results], "failed": failed}, fh, indent=2, ensure_ascii=False)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -17,14 +17,11 @@ def _catalog(path: Path | None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    import uvicorn
-
     from ioc.api import create_app
     from ioc.config import build_config
     from ioc.demo import DemoFeed
     from ioc.runtime import Runtime
+    from ioc.serve import run_loop, server
     from ioc.wiring import build_alerting, build_pipeline
 
     config = build_config(
@@ -65,38 +62,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"demo: simulated feeds at {config.speed:g}x real time", flush=True)
             print(f"demo operator token: {config.operator_token.reveal()}", flush=True)
             print(f"demo viewer token:   {config.viewer_token.reveal()}", flush=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=config.host,
-                port=config.port,
-                log_level=args.log_level,
-                ws="websockets-sansio",
-                ws_per_message_deflate=False,
-                lifespan="off",
-            )
-        )
         try:
-            await server.serve()
+            await server(app, config.host, config.port, args.log_level).serve()
         finally:
             await alerting.stop()
             await runtime.stop()
             alerting.close()
 
-    _run_loop(serve())
+    run_loop(serve())
     return 0
-
-
-def _run_loop(coro) -> None:
-    """uvloop where available (a faster event loop for the WebSocket fan-out), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        import asyncio
-
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

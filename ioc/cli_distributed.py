@@ -60,9 +60,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 # -- api ----------------------------------------------------------------------
 def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ioc.api import create_app
+    from ioc.serve import run_loop, server
     from ioc.distributed.backend import RedisBackend
 
     s = _settings(args)
@@ -74,18 +73,12 @@ def cmd_api(args: argparse.Namespace) -> int:
         await backend.start()
         url = f"http://{args.host}:{args.port}"
         print(f"IOC api (Redis-fed): wall {url}/  metrics {url}/metrics  redis prefix {s.redis_prefix!r}", flush=True)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host=args.host, port=args.port, log_level=args.log_level, ws="websockets",
-                ws_per_message_deflate=False, lifespan="off",
-            )
-        )
         try:
-            await server.serve()
+            await server(app, args.host, args.port, args.log_level).serve()
         finally:
             await backend.stop()
 
-    asyncio.run(serve())
+    run_loop(serve())
     return 0
 
 

@@ -123,9 +123,12 @@ def test_sigkill_restart_keeps_state_and_counts_nothing_twice(ioc_server, tmp_pa
     more = {"kind": "rain", "station": "VP-001", "ts": "2026-10-28T14:00:00+07:00", "rain_mm": 5}
     assert httpx.post(server2.url + "/api/ingest", json=more).json()["accepted"] == 1
     assert rain_values(server2.url, "VP-001")["24h"] == 35.0
-    server2.stop()  # graceful: checkpoint written
+    server2.stop()  # graceful: the final checkpoint covers everything, the journal is pruned
+    assert server2.proc.returncode == 0
+    assert (data / "checkpoint.msgpack").exists()
 
     server3 = ioc_server(data_dir=data, port=port)
+    assert "restored 0 journaled events" in server3.log()
     values = rain_values(server3.url, "VP-001")
     assert values["24h"] == 35.0
     assert values["1h"] == 32.5  # (13:00, 14:00]: eleven readings of 2.5 and the 5.0
