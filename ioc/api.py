@@ -140,11 +140,25 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
         q = websocket.query_params
         client = hub.connect(make_subscription(catalog, q.get("topics"), q.get("units")))
         metrics.ws_clients.inc()
-        sent = metrics.ws_messages_sent
+        if heartbeat_task[0] is None or heartbeat_task[0].done():
+            heartbeat_task[0] = asyncio.create_task(_heartbeats(), name="ioc-ws-heartbeats")
         receiver = asyncio.create_task(_receive(websocket, client))
+        sender = asyncio.create_task(_send(websocket, client, q.get("resume")))
+        try:
+            # one wait per connection, not per message: the sender blocks on its own event
+            await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (receiver, sender):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            hub.disconnect(client)
+            metrics.ws_clients.dec()
+
+    async def _send(websocket: WebSocket, client, resume: str | None) -> None:
+        sent = metrics.ws_messages_sent
         try:
             first = None
-            resume = q.get("resume")
             if resume is not None and resume.lstrip("-").isdigit():
                 first = hub.resume(client, int(resume))
             if first is None:
@@ -153,18 +167,8 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
             else:
                 await websocket.send_text(first.decode())
                 sent.labels("delta").inc()
-            while not receiver.done():
-                woke = asyncio.ensure_future(client.wakeup.wait())
-                done, _ = await asyncio.wait({woke, receiver}, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED)
-                if not woke.done():
-                    woke.cancel()
-                if receiver in done:
-                    break
-                if not done:
-                    msg = b'{"type":"heartbeat","seq":%d,"server_time":"%s"}' % (hub.seq, format_ts(_now()).encode())
-                    await websocket.send_text(msg.decode())
-                    sent.labels("heartbeat").inc()
-                    continue
+            while True:
+                await client.wakeup.wait()
                 if client.needs_snapshot:
                     await websocket.send_text(hub.snapshot_message(client).decode())
                     sent.labels("snapshot").inc()
@@ -172,16 +176,27 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
                     continue
                 seq, raws = client.take()
                 if raws:
-                    await websocket.send_text(hub.delta_message(seq, raws).decode())
+                    await websocket.send_text(hub.delta_text(seq, raws))
                     sent.labels("delta").inc()
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            receiver.cancel()
-            with contextlib.suppress(BaseException):
-                await receiver
-            hub.disconnect(client)
-            metrics.ws_clients.dec()
+                elif client.heartbeat_due:
+                    client.heartbeat_due = False
+                    msg = '{"type":"heartbeat","seq":%d,"server_time":"%s"}' % (hub.seq, format_ts(_now()))
+                    await websocket.send_text(msg)
+                    sent.labels("heartbeat").inc()
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return
+
+    heartbeat_task: list[asyncio.Task | None] = [None]
+
+    async def _heartbeats() -> None:
+        """Every HEARTBEAT_S, wake the clients that were sent nothing since the last tick."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            for client in list(hub.clients):
+                if client.idle:
+                    client.heartbeat_due = True
+                    client.wakeup.set()
+                client.idle = True
 
     async def _receive(websocket: WebSocket, client) -> None:
         """Client messages: {"type": "subscribe", "topics": [...], "units": [...]} → new snapshot."""

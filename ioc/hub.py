@@ -70,6 +70,8 @@ class ClientQueue:
     seq: int = 0  # hub seq of the newest record queued or sent
     needs_snapshot: bool = False
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    idle: bool = True  # nothing queued since the last heartbeat tick
+    heartbeat_due: bool = False
 
     def offer(self, seq: int, items: list[_Item]) -> int:
         """Queue the items this client wants; returns how many replaced an older value."""
@@ -86,6 +88,7 @@ class ClientQueue:
             self.needs_snapshot = True
         self.seq = seq
         if self.pending or self.needs_snapshot:
+            self.idle = False
             self.wakeup.set()
         return replaced
 
@@ -110,6 +113,7 @@ class Hub:
         self.seq = 0
         self._fresh = fresh_indicators
         self._fresh_cache: tuple[int, list[_Item]] | None = None
+        self._text_cache: dict = {}
         self.latest: dict[Key, _Item] = {}
         self._resolved: deque[Key] = deque()
         self.history: deque[tuple[int, list[_Item]]] = deque(maxlen=history_batches)
@@ -192,6 +196,19 @@ class Hub:
     @staticmethod
     def delta_message(seq: int, raws: list[bytes]) -> bytes:
         return _message(b'{"type":"delta","seq":%d,"records":[' % seq, raws)
+
+    def delta_text(self, seq: int, raws: list[bytes]) -> str:
+        """The delta as text, built once for all clients that have the same records queued
+        (the common case: every client keeping up gets exactly the last publish)."""
+        key = (seq, tuple(map(id, raws)))
+        cache = self._text_cache
+        if cache.get("seq") != seq:
+            cache.clear()
+            cache["seq"] = seq
+        text = cache.get(key)
+        if text is None:
+            text = cache[key] = self.delta_message(seq, raws).decode()
+        return text
 
     def snapshot_records(self) -> tuple[list[bytes], list[bytes]]:
         """(indicators, alerts) encoded, for /api/snapshot."""

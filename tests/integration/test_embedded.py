@@ -132,3 +132,18 @@ def test_sigkill_restart_keeps_state_and_counts_nothing_twice(ioc_server, tmp_pa
     values = rain_values(server3.url, "VP-001")
     assert values["24h"] == 35.0
     assert values["1h"] == 32.5  # (13:00, 14:00]: eleven readings of 2.5 and the 5.0
+
+
+def test_idle_clients_get_heartbeats_and_resume_after_a_reconnect(ioc_server):
+    server = ioc_server()
+    with connect(server.ws_url, open_timeout=5) as ws:
+        snap = json.loads(ws.recv(timeout=5))
+        assert snap["type"] == "snapshot"
+        beat = json.loads(ws.recv(timeout=12))  # nothing happens: the server still speaks every 5 s
+        assert beat["type"] == "heartbeat" and beat["seq"] == snap["seq"] and beat["server_time"]
+    ev = {"kind": "rain", "station": "VP-009", "ts": "2026-10-28T13:10:00+07:00", "rain_mm": 4.0}
+    assert httpx.post(server.url + "/api/ingest", json=ev).json()["accepted"] == 1
+    with connect(server.ws_url + f"?resume={snap['seq']}", open_timeout=5) as ws:
+        missed = json.loads(ws.recv(timeout=5))
+        assert missed["type"] == "delta" and missed["seq"] > snap["seq"]
+        assert {r["entity"] for r in missed["records"]} == {"VP-009"}
