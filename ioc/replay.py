@@ -57,7 +57,7 @@ def replay(files: list[Path], catalog: Catalog, emit: Path | None = None, rules_
         for reason, n in sorted(reasons.items()):
             print(f"  rejected {reason}: {n}", file=stdout)
         print(f"indicator records: {indicators}, final indicators: {len(final)}", file=stdout)
-        print(f"alert transitions: " + (", ".join(f"{k} {v}" for k, v in sorted(alerts.items())) or "none"), file=stdout)
+        print("alert transitions: " + (", ".join(f"{k} {v}" for k, v in sorted(alerts.items())) or "none"), file=stdout)
         for feed, wm in sorted(pipeline.watermarks.items()):
             print(f"watermark {feed}: {format_ts(wm)}", file=stdout)
     return 0

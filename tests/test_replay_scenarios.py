@@ -13,7 +13,6 @@ import json
 import random
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest

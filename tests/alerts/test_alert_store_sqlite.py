@@ -9,7 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from alerts.engine import AlertEngine
 from alerts.notify_webhook import WebhookNotifier
 from alerts.store_sqlite import SqliteAlertStore
 
