@@ -25,7 +25,7 @@ import sys
 
 import faust
 
-from ioc.distributed.metrics import WorkerMetrics
+from ioc.metrics import WorkerMetrics
 from ioc.distributed.partitioning import INPUT_TOPICS
 from ioc.distributed.settings import faust_broker, load_settings
 

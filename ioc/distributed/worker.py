@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from ioc.catalog import Catalog
-from ioc.distributed.metrics import WorkerMetrics
+from ioc.metrics import WorkerMetrics
 from ioc.distributed.partitioning import FEED_OF_TOPIC, partition_catalog
 from ioc.distributed.redis_store import Fenced, RedisStore
 from ioc.errors import Reason, Rejection
