@@ -21,7 +21,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ioc.config import build_config
     from ioc.demo import DemoFeed
     from ioc.runtime import Runtime
-    from ioc.serve import run_loop, server
+    from ioc.serve import run_loop, server, settle_gc
     from ioc.wiring import build_alerting, build_pipeline
 
     config = build_config(
@@ -55,6 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def serve() -> None:
         await runtime.start()
         alerting.start(runtime)
+        settle_gc()
         url = f"http://{config.host}:{config.port}"
         print(f"IOC monitor: wall {url}/  console {url}/console  metrics {url}/metrics", flush=True)
         print(f"data dir: {config.data_dir.resolve()}  restored {runtime.restored_events} journaled events", flush=True)

@@ -106,10 +106,12 @@ class Checkpoint(msgspec.Struct):
     extra: dict[str, Any] = {}
 
 
-def write_checkpoint(path: Path, cp: Checkpoint) -> None:
+def write_checkpoint(path: Path, cp: Checkpoint | bytes) -> None:
+    """Atomic: write a temporary file, fsync it, rename it over the old checkpoint."""
+    data = cp if isinstance(cp, bytes) else msgspec.msgpack.encode(cp)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
-        fh.write(msgspec.msgpack.encode(cp))
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

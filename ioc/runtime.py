@@ -9,18 +9,27 @@ lock; HTTP ingest awaits its own batch to report per-event rejections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
+import msgspec
+
 from ioc.catalog import Catalog
 from ioc.config import Config
 from ioc.errors import Rejection
 from ioc.events import Event, feed_of
 from ioc.hub import Hub
-from ioc.journal import Checkpoint, DeadLetters, Journal, read_checkpoint, write_checkpoint
+from ioc.journal import (
+    Checkpoint,
+    DeadLetters,
+    Journal,
+    read_checkpoint,
+    write_checkpoint,
+)
 from ioc.metrics import KnownIds, Metrics
 from ioc.records import Alert, Indicator
 from streams.pipeline import Pipeline, reject_positions
@@ -92,6 +101,7 @@ class Runtime:
         self.apply_op: Callable[[dict], None] = lambda op: None
         self.restored_events = 0
         self._pending_puts: set[asyncio.Future] = set()
+        self._write: asyncio.Future | None = None  # checkpoint write in flight
         self.started = False
 
     # -- lifecycle -----------------------------------------------------
@@ -139,6 +149,9 @@ class Runtime:
             except (asyncio.CancelledError, Exception):
                 pass
         self.tasks.clear()
+        if self._write is not None:
+            with contextlib.suppress(Exception):
+                await self._write
         # drain what was accepted but not yet processed
         while not self.queue.empty():
             self._handle(self.queue.get_nowait())
@@ -246,8 +259,8 @@ class Runtime:
             self.hub.publish(alerts)
 
     # -- checkpoints ---------------------------------------------------
-    def checkpoint(self) -> None:
-        t0 = time.perf_counter()
+    def _capture(self) -> tuple[bytes, int]:
+        """State + journal position, taken between batches so they agree; encoded at once."""
         segment, offset = self.journal.rotate()
         cp = Checkpoint(
             version=CHECKPOINT_VERSION,
@@ -256,16 +269,34 @@ class Runtime:
             pipeline=self.pipeline.get_state(),
             extra={"sim": self.sim_state},
         )
-        write_checkpoint(self.checkpoint_path, cp)
-        self.journal.prune_before(segment)
+        return msgspec.msgpack.encode(cp), segment
+
+    def checkpoint(self) -> None:
+        t0 = time.perf_counter()
+        data, segment = self._capture()
+        write_checkpoint(self.checkpoint_path, data)
+        self._checkpointed(segment, t0)
+
+    async def checkpoint_async(self) -> None:
+        """The write and fsync run in a thread: a slow disk must not stall every WebSocket client."""
+        t0 = time.perf_counter()
+        data, segment = self._capture()
+        # shielded: if this task is cancelled, the write still completes and stop() waits for it,
+        # so an older checkpoint can never land after the final one
+        self._write = asyncio.ensure_future(asyncio.to_thread(write_checkpoint, self.checkpoint_path, data))
+        await asyncio.shield(self._write)
+        self._checkpointed(segment, t0)
+
+    def _checkpointed(self, segment: int, t0: float) -> None:
+        self.journal.prune_before(segment)  # only once the checkpoint covering them is on disk
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_seconds.set(time.perf_counter() - t0)
 
     async def _checkpoint_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.checkpoint_interval_s)
-            # run between batches: the consumer task and this one share the loop
-            self.checkpoint()
+            # the capture runs between batches: the consumer task and this one share the loop
+            await self.checkpoint_async()
 
     # -- reads ---------------------------------------------------------
     def watermarks(self) -> dict[str, float]:
