@@ -17,6 +17,8 @@ def _catalog(path: Path | None):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ioc.api import create_app
     from ioc.config import build_config
     from ioc.demo import DemoFeed
@@ -55,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def serve() -> None:
         await runtime.start()
         alerting.start(runtime)
-        settle_gc()
+        asyncio.get_running_loop().call_later(1.0, settle_gc)  # once serving: state is ready before it
         url = f"http://{config.host}:{config.port}"
         print(f"IOC monitor: wall {url}/  console {url}/console  metrics {url}/metrics", flush=True)
         print(f"data dir: {config.data_dir.resolve()}  restored {runtime.restored_events} journaled events", flush=True)
