@@ -39,6 +39,15 @@ log = logging.getLogger("ioc.runtime")
 CHECKPOINT_VERSION = 1
 
 
+async def cancel_and_wait(tasks: list[asyncio.Task]) -> None:
+    """Cancel background tasks and wait until each has finished (whatever it raised)."""
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+
+
 class AppBackend(Protocol):
     """What the web app (ioc.api) needs from a runtime, embedded or distributed."""
 
@@ -141,13 +150,7 @@ class Runtime:
         self.started = True
 
     async def stop(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        for t in self.tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self.tasks)
         self.tasks.clear()
         if self._write is not None:
             with contextlib.suppress(Exception):

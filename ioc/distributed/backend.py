@@ -30,6 +30,7 @@ from ioc.events import Event, feed_of
 from ioc.hub import Hub
 from ioc.metrics import Metrics
 from ioc.records import decode
+from ioc.runtime import cancel_and_wait
 
 log = logging.getLogger("ioc.api")
 
@@ -64,13 +65,7 @@ class RedisBackend:
         self.started = True
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         try:
             await self._pubsub.aclose()
         except Exception:
