@@ -85,7 +85,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 # -- ingest -------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ioc.distributed.kafka_io import EventProducer, ensure_topics
-    from ioc.events import parse_lines
+    from sensors.replay import iter_batches
 
     s = _settings(args)
     catalog = _catalog(s.catalog_path)
@@ -96,15 +96,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         await producer.start()
         sent = bad = 0
         try:
-            for path in args.files:
-                with open(path, "rb") as fh:
-                    lines = fh.read().splitlines()
-                for start in range(0, len(lines), args.chunk):
-                    events, rejections = parse_lines(lines[start : start + args.chunk], start)
-                    for r in rejections:
-                        print(f"{path}:{r.position + 1}: {r.reason}: {r.detail}", file=sys.stderr)
-                    bad += len(rejections)
-                    sent += await producer.send_events(events)
+            for batch in iter_batches(args.files, args.chunk):  # positions are 1-based line numbers
+                for r in batch.rejections:
+                    print(f"{batch.source}:{r.position}: {r.reason}: {r.detail}", file=sys.stderr)
+                bad += len(batch.rejections)
+                sent += await producer.send_events(batch.events)
         finally:
             await producer.stop()
         print(f"published {sent} events, skipped {bad} invalid lines", file=sys.stderr)
@@ -115,11 +111,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 # -- simulate -----------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
-    import heapq
     import time
 
     from ioc.distributed.kafka_io import EventProducer, ensure_topics
-    from sensors.simulate import demo_simulators
+    from sensors.simulate import advance_all, demo_simulators
 
     s = _settings(args)
     catalog = _catalog(s.catalog_path)
@@ -135,7 +130,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         try:
             while until < now:  # catch up at once, so the wall has history
                 until = min(until + 1800.0, now)
-                total += await producer.send_events(list(heapq.merge(*(sim.advance(until) for sim in sims), key=lambda e: e.t)))
+                total += await producer.send_events(advance_all(sims, until))
             print(f"simulate: backfilled {total} events; running at {args.speed:g}x", file=sys.stderr, flush=True)
             last = time.monotonic()
             t_end = None if args.duration_s is None else time.monotonic() + args.duration_s
@@ -144,7 +139,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 mono = time.monotonic()
                 until += (mono - last) * args.speed
                 last = mono
-                events = list(heapq.merge(*(sim.advance(until) for sim in sims), key=lambda e: e.t))
+                events = advance_all(sims, until)
                 if events:
                     await producer.send_events(events)
         finally:

@@ -60,7 +60,8 @@ class DemoFeed:
             await self._emit(runtime, sims, until)
 
     async def _emit(self, runtime, sims, until: float) -> None:
-        # arrival order, not event-time order: a gauge's buffered upload must arrive late
-        events = [ev for sim in sims for ev in sim.advance(until)]
+        from sensors.simulate import advance_all
+
+        events = advance_all(sims, until)
         meta = {"sim": {"seed": self.seed, "start": self.start, "storm_at": self.storm_at, "until": until}}
         await runtime.submit(events, source="simulator", meta=meta)

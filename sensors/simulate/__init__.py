@@ -62,3 +62,9 @@ def demo_start(now_s: float) -> tuple[float, float]:
     """
     start = previous_working_morning(now_s)
     return start, max(start, now_s - 3 * 3600.0)
+
+
+def advance_all(sims: list, until: float) -> list:
+    """Every simulator's events up to `until`, in arrival order (not re-sorted by event
+    time: a gauge's buffered upload must arrive late, as it would in the field)."""
+    return [ev for sim in sims for ev in sim.advance(until)]
