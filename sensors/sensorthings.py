@@ -15,13 +15,28 @@ Observation payload (SensorThings 1.1 §8.2.2, only what we need):
     {"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 2.4,
      "resultTime": "2026-10-28T13:10:04+07:00", ...}
 
-`phenomenonTime` may be an ISO 8601 interval "start/end"; the reading is
-the rain that fell in it, so its end is the event time.  `result` is the
-rain in the interval (mm after `factor`).  Invalid payloads become
-Rejections (feed "rain"): BAD_JSON, NOT_AN_OBJECT, MISSING_FIELD (no
-phenomenonTime or result, or a null result), WRONG_TYPE (result not a
-number), NEGATIVE_VALUE, BAD_TIMESTAMP (unparseable or no offset),
-INVALID_VALUE (a Datastream that is not in the map).
+`phenomenonTime` may be an ISO 8601 interval: the reading is the rain that
+fell in it, so its end is the event time (`start/end` → end, `start/PT5M`
+→ start + 5 min, `PT5M/end` → end; durations in weeks, days, hours,
+minutes, seconds).  `result` is the rain in the interval (mm after
+`factor`).  The event is then built through ioc.events.parse_event, so the
+bounds of every other feed apply (rain per reading, timestamp window).
+
+`convert` never raises: every payload becomes a RainEvent or a Rejection
+(feed "rain") with a reason: INVALID_VALUE (a Datastream that is not in the
+map), TOO_LARGE (payload over 64 KiB), TOO_DEEP (JSON nested over 32
+levels), BAD_JSON, NOT_AN_OBJECT, MISSING_FIELD (no phenomenonTime or
+result, or a null result), WRONG_TYPE (result not a number: a string, a
+bool, an object), OUT_OF_RANGE (a result beyond the rain bound, or beyond
+a float), NEGATIVE_VALUE, BAD_TIMESTAMP (unparseable, not a text, no
+offset, an interval that ends before it starts, years/months durations,
+outside the accepted years).
+
+Identity: an Observation's natural key is its `@iot.id`.  The subscriber
+keeps a bounded map @iot.id → (station, event time) (ObservationIdentity):
+an Observation delivered again, or updated with a new result, is the same
+(station, ts) reading for the core (a duplicate or a correction) — even if
+the update moved its phenomenonTime (it stays at the original time).
 
 Messages are delivered to the sink in batches: at most `batch_max`, or
 whatever arrived within `flush_s`.  The subscriber reconnects after a broker
@@ -34,16 +49,18 @@ import asyncio
 import logging
 import math
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Mapping
 
 import aiomqtt
 import msgspec
 
 from ioc.errors import Reason, Rejection
-from ioc.events import RainEvent
+from ioc.events import RainEvent, parse_event
 
+from .replay import MAX_DEPTH, OUT_OF_RANGE, TOO_DEEP, TOO_LARGE, nesting_depth
 from .sink import Sink
 
 log = logging.getLogger(__name__)
@@ -77,9 +94,16 @@ def load_datastream_map(raw: Mapping[Any, Any]) -> dict[str, DatastreamTarget]:
     return out
 
 
+MAX_PAYLOAD_BYTES = 64 * 1024  # an Observation is a few hundred bytes: `too_large` beyond
+MAX_TIME_TEXT = 100  # longest phenomenonTime accepted (an interval of two timestamps is ~50)
+MAX_ID_TEXT = 200  # longest @iot.id tracked for identity
+IDENTITY_MAX = 65_536  # Observations remembered by @iot.id (see ObservationIdentity)
+
+
 class _Observation(msgspec.Struct):
-    phenomenonTime: str
-    result: float | None
+    phenomenonTime: Any = msgspec.UNSET
+    result: Any = msgspec.UNSET
+    iot_id: Any = msgspec.field(name="@iot.id", default=None)
 
 
 _obs_decoder = msgspec.json.Decoder(_Observation)
@@ -93,44 +117,197 @@ def datastream_of(topic: str) -> str | None:
     return m.group(1).replace("''", "'") if m.group(1) is not None else m.group(2)
 
 
-def _parse_time(text: str) -> datetime:
-    end = text.split("/")[-1].strip()
-    ts = datetime.fromisoformat(end.replace("Z", "+00:00"))
-    if ts.tzinfo is None:
+_DURATION_RE = re.compile(
+    r"P(?:(?P<w>\d{1,6}(?:[.,]\d{1,9})?)W)?(?:(?P<d>\d{1,6}(?:[.,]\d{1,9})?)D)?"
+    r"(?:T(?=\d)(?:(?P<h>\d{1,8}(?:[.,]\d{1,9})?)H)?(?:(?P<m>\d{1,10}(?:[.,]\d{1,9})?)M)?"
+    r"(?:(?P<s>\d{1,12}(?:[.,]\d{1,9})?)S)?)?",
+    re.ASCII,
+)
+_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def _duration(text: str) -> timedelta:
+    """ISO 8601 duration of weeks/days/hours/minutes/seconds ('PT5M', 'P1DT2H'); ValueError otherwise."""
+    m = _DURATION_RE.fullmatch(text)
+    if not m or text in ("P", "PT"):
+        if re.fullmatch(r"P.*[YM].*", text.split("T")[0]):
+            raise ValueError(f"duration {text!r}: years and months are not supported")
+        raise ValueError(f"{text!r} is not an ISO 8601 duration")
+    seconds = sum(float(v.replace(",", ".")) * _UNITS[k] for k, v in m.groupdict().items() if v)
+    return timedelta(seconds=seconds)
+
+
+def _instant(text: str) -> datetime:
+    ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if ts.tzinfo is None or ts.utcoffset() is None:
         raise ValueError("no UTC offset")
     return ts
 
 
-def convert(topic: str, payload: bytes, datastreams: Mapping[str, DatastreamTarget]) -> RainEvent | Rejection:
-    """One MQTT message → a RainEvent or the reason it was refused (pure)."""
-    ds = datastream_of(topic)
+def _parse_time(text: str) -> datetime:
+    """phenomenonTime → the event time: an instant, or the end of an interval.
+
+    Intervals (ISO 8601): `start/end` → end, `start/PT5M` → start + 5 min,
+    `PT5M/end` → end.  ValueError (or OverflowError) on anything else.
+    """
+    if len(text) > MAX_TIME_TEXT:
+        raise ValueError(f"longer than {MAX_TIME_TEXT} characters")
+    parts = text.split("/")
+    if len(parts) == 1:
+        return _instant(parts[0])
+    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+        raise ValueError("an interval is `start/end`, `start/duration` or `duration/end`")
+    start, end = parts[0].strip(), parts[1].strip()
+    if end.startswith("P"):
+        if start.startswith("P"):
+            raise ValueError("an interval cannot be two durations")
+        return _instant(start) + _duration(end)
+    if start.startswith("P"):
+        _duration(start)  # well-formed, but the end is what counts
+    else:
+        if _instant(start) > _instant(end):
+            raise ValueError("the interval ends before it starts")
+    return _instant(end)
+
+
+class ObservationIdentity:
+    """Bounded LRU map: Observation `@iot.id` → the (station, event time) it was first read as.
+
+    A SensorThings Observation's natural key is its `@iot.id`; the core's
+    key for rain is (station, ts).  A re-delivered or updated Observation
+    (same @iot.id, a new `result`) keeps its phenomenonTime, so it becomes
+    the same (station, ts): a duplicate or a correction.  If an update also
+    changes phenomenonTime, it is still a correction of the *original*
+    reading: its time stays the first one seen (the core has no retraction,
+    so moving it would count the rain twice, once at each time).  Only the
+    last `max_entries` Observations are remembered; an older id updated with
+    a new phenomenonTime counts as a new reading at the new time.  About
+    250 bytes per entry: ~16 MB at the default 65,536.
+    """
+
+    def __init__(self, max_entries: int = IDENTITY_MAX) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.max_entries = max_entries
+        self._seen: OrderedDict[str, tuple[str, datetime]] = OrderedDict()
+        self.updates = 0  # Observations seen again (same @iot.id)
+        self.moved = 0  # ... whose phenomenonTime changed (kept at the original time)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    @staticmethod
+    def key(iot_id: Any) -> str | None:
+        """A hashable, bounded key for an @iot.id (an integer or a string), else None."""
+        if type(iot_id) is int:
+            return str(iot_id) if -(2**63) <= iot_id < 2**64 else None
+        if type(iot_id) is str and 0 < len(iot_id) <= MAX_ID_TEXT:
+            return iot_id
+        return None
+
+    def resolve(self, key: str, station: str, ts: datetime) -> datetime:
+        """The event time to use for Observation `key` at `station` (its first one when seen before)."""
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] == station:
+            self._seen.move_to_end(key)
+            self.updates += 1
+            if seen[1] != ts:
+                self.moved += 1
+            return seen[1]
+        return ts
+
+    def remember(self, key: str, station: str, ts: datetime) -> None:
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            if self._seen[key][0] == station:
+                return
+        self._seen[key] = (station, ts)
+        if len(self._seen) > self.max_entries:
+            self._seen.popitem(last=False)
+
+
+def _reject(reason: Reason, detail: str, payload: bytes) -> Rejection:
+    return Rejection(reason, detail[:500], "rain", payload if len(payload) <= MAX_PAYLOAD_BYTES else payload[:4096])
+
+
+def convert(topic: str, payload: bytes, datastreams: Mapping[str, DatastreamTarget],
+            identity: ObservationIdentity | None = None) -> RainEvent | Rejection:
+    """One MQTT message → a RainEvent or the reason it was refused; never raises.
+
+    Pure unless `identity` is given (then it remembers accepted Observations
+    by @iot.id, see ObservationIdentity).  The event is built through
+    ioc.events.parse_event, so every bound of the JSONL/HTTP feeds applies.
+    """
+    try:
+        return _convert(topic, payload, datastreams, identity)
+    except Exception as exc:  # defensive: a message must never stop the subscriber
+        raw = payload if isinstance(payload, bytes) else b""
+        return _reject(Reason.INVALID_VALUE, f"cannot convert: {type(exc).__name__}: {exc}", raw)
+
+
+def _convert(topic: str, payload: bytes, datastreams: Mapping[str, DatastreamTarget],
+             identity: ObservationIdentity | None) -> RainEvent | Rejection:
+    if not isinstance(payload, bytes):
+        try:
+            payload = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else bytes(payload)
+        except Exception:
+            return _reject(Reason.WRONG_TYPE, f"payload of type {type(payload).__name__} is not bytes", b"")
+    ds = datastream_of(topic) if isinstance(topic, str) else None
     target = datastreams.get(ds) if ds is not None else None
     if target is None:
-        return Rejection(Reason.INVALID_VALUE, f"topic {topic!r}: Datastream {ds!r} is not mapped to a station", "rain", payload)
+        return _reject(Reason.INVALID_VALUE, f"topic {topic!r}: Datastream {ds!r} is not mapped to a station", payload)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return _reject(TOO_LARGE, f"Datastream {ds}: payload of {len(payload)} bytes is over the "
+                       f"{MAX_PAYLOAD_BYTES}-byte limit", payload)
+    if payload.count(b"{") + payload.count(b"[") > MAX_DEPTH and nesting_depth(payload) > MAX_DEPTH:
+        return _reject(TOO_DEEP, f"Datastream {ds}: JSON nested deeper than {MAX_DEPTH} levels", payload)
     try:
         obs = _obs_decoder.decode(payload)
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # the top level is not an object, or a number beyond a float
         msg = str(exc)
-        if "missing required field" in msg:
-            reason = Reason.MISSING_FIELD
-        elif "Expected `object`" in msg and "at `$" not in msg:
-            reason = Reason.NOT_AN_OBJECT
-        else:
-            reason = Reason.WRONG_TYPE
-        return Rejection(reason, f"Datastream {ds}: {msg}", "rain", payload)
+        reason = OUT_OF_RANGE if "out of range" in msg else Reason.NOT_AN_OBJECT if "at `$" not in msg else Reason.INVALID_VALUE
+        return _reject(reason, f"Datastream {ds}: {msg}", payload)
     except msgspec.DecodeError as exc:
-        return Rejection(Reason.BAD_JSON, f"Datastream {ds}: malformed JSON: {exc}", "rain", payload)
-    if obs.result is None:
-        return Rejection(Reason.MISSING_FIELD, f"Datastream {ds}: result is null", "rain", payload)
-    if not math.isfinite(obs.result):
-        return Rejection(Reason.INVALID_VALUE, f"Datastream {ds}: result {obs.result} is not finite", "rain", payload)
-    if obs.result < 0:
-        return Rejection(Reason.NEGATIVE_VALUE, f"Datastream {ds}: result {obs.result} is negative", "rain", payload)
+        return _reject(Reason.BAD_JSON, f"Datastream {ds}: malformed JSON: {exc}", payload)
+    except RecursionError:
+        return _reject(TOO_DEEP, f"Datastream {ds}: JSON nested too deep", payload)
+    result = obs.result
+    if result is msgspec.UNSET or result is None:
+        what = "has no result" if result is msgspec.UNSET else "result is null"
+        return _reject(Reason.MISSING_FIELD, f"Datastream {ds}: {what}", payload)
+    if type(result) not in (int, float):  # bool, str, list, dict
+        return _reject(Reason.WRONG_TYPE, f"Datastream {ds}: result is a {type(result).__name__}, not a number", payload)
     try:
-        ts = _parse_time(obs.phenomenonTime)
-    except ValueError as exc:
-        return Rejection(Reason.BAD_TIMESTAMP, f"Datastream {ds}: phenomenonTime {obs.phenomenonTime!r}: {exc}", "rain", payload)
-    return RainEvent(station=target.station, ts=ts, rain_mm=round(obs.result * target.factor, 6))
+        value = float(result)
+    except OverflowError:
+        return _reject(OUT_OF_RANGE, f"Datastream {ds}: result {str(result)[:40]}... is out of range", payload)
+    if not math.isfinite(value):
+        return _reject(Reason.INVALID_VALUE, f"Datastream {ds}: result {value} is not finite", payload)
+    if value < 0:
+        return _reject(Reason.NEGATIVE_VALUE, f"Datastream {ds}: result {value} is negative", payload)
+    when = obs.phenomenonTime
+    if when is msgspec.UNSET or when is None:
+        return _reject(Reason.MISSING_FIELD, f"Datastream {ds}: has no phenomenonTime", payload)
+    if type(when) is not str:
+        return _reject(Reason.BAD_TIMESTAMP, f"Datastream {ds}: phenomenonTime is a {type(when).__name__}, "
+                       "not an ISO 8601 text", payload)
+    try:
+        ts = _parse_time(when)
+    except (ValueError, OverflowError) as exc:
+        return _reject(Reason.BAD_TIMESTAMP, f"Datastream {ds}: phenomenonTime {when[:MAX_TIME_TEXT]!r}: {exc}", payload)
+    key = identity.key(obs.iot_id) if identity is not None else None
+    if key is not None:
+        ts = identity.resolve(key, target.station, ts)  # type: ignore[union-attr]
+    mm = round(value * target.factor, 6)
+    if not math.isfinite(mm):
+        return _reject(OUT_OF_RANGE, f"Datastream {ds}: result {value} × factor {target.factor} is out of range", payload)
+    wire = {"kind": "rain", "station": target.station, "ts": ts.isoformat(), "rain_mm": mm}
+    out = parse_event(msgspec.json.encode(wire))
+    if isinstance(out, Rejection):
+        return _reject(out.reason, f"Datastream {ds}: {out.detail}", payload)
+    if key is not None:
+        identity.remember(key, target.station, ts)  # type: ignore[union-attr]
+    return out
 
 
 class SensorThingsSubscriber:
@@ -149,6 +326,7 @@ class SensorThingsSubscriber:
         batch_max: int = 1000,
         flush_s: float = 0.2,
         reconnect_s: float = 2.0,
+        identity_max: int = IDENTITY_MAX,
     ) -> None:
         self.sink = sink
         self.datastreams = load_datastream_map(datastreams)
@@ -160,6 +338,7 @@ class SensorThingsSubscriber:
         self.batch_max = batch_max
         self.flush_s = flush_s
         self.reconnect_s = reconnect_s
+        self.identity = ObservationIdentity(identity_max)  # @iot.id → (station, ts): updates are corrections
         self.ready = asyncio.Event()  # set while subscribed
         self.received = 0
         self.connects = 0
@@ -182,7 +361,7 @@ class SensorThingsSubscriber:
     def handle(self, topic: str, payload: bytes) -> None:
         """Convert one message into the pending batch (flushes when full)."""
         self.received += 1
-        out = convert(topic, payload, self.datastreams)
+        out = convert(topic, payload, self.datastreams, self.identity)
         if isinstance(out, Rejection):
             self._rejections.append(out)
         else:

@@ -17,7 +17,9 @@ A station's reading is timed by its own `time` when present, else the
 snapshot's.  Station ids are mapped through `station_ids` (feed id →
 catalog id; unmapped ids pass through and the core flags them unknown).
 Bad entries become Rejections (feed "rain", position = index in
-`stations`); a bad body is one Rejection (position -1).  HTTP failures are
+`stations`); a bad body is one Rejection (position -1): malformed, over
+`MAX_BODY_BYTES` (too_large), nested too deep (too_deep), or a snapshot
+time outside the accepted years (bad_timestamp).  Parsing never raises.  HTTP failures are
 not rejections: they are counted in `stats` and logged (without headers,
 which may carry an API key), and polling goes on.
 """
@@ -36,6 +38,7 @@ import msgspec
 from ioc.errors import Reason, Rejection
 from ioc.events import RainEvent
 
+from .replay import MAX_DEPTH, T_MAX, T_MIN, TOO_DEEP, TOO_LARGE, nesting_depth
 from .sink import Sink
 from .vrain_diff import VrainDiffer
 
@@ -72,19 +75,42 @@ def _reason(message: str) -> Reason:
 
 _station_decoder = msgspec.json.Decoder(VrainStation)
 _snapshot_decoder = msgspec.json.Decoder(VrainSnapshot)
+MAX_BODY_BYTES = 16 << 20  # ~200 bytes a station: room for 80,000 stations
+
+
+def _body_rejection(body: bytes) -> Rejection | None:
+    if len(body) > MAX_BODY_BYTES:
+        return Rejection(TOO_LARGE, f"vrain snapshot: {len(body)} bytes, over the {MAX_BODY_BYTES}-byte limit",
+                         "rain", body[:2000], -1)
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and nesting_depth(body) > MAX_DEPTH:
+        return Rejection(TOO_DEEP, f"vrain snapshot: JSON nested deeper than {MAX_DEPTH} levels", "rain", body[:2000], -1)
+    return None
+
+
+def _in_window(t: float) -> bool:
+    return T_MIN <= t < T_MAX
 
 
 def parse_snapshot(
     body: bytes, station_ids: Mapping[str, str] | None = None
 ) -> tuple[dict[float, dict[str, float]], dict[str, bytes], list[Rejection]]:
-    """Body → ({reading time: {catalog station id: accumulation mm}}, raw per station, rejections)."""
+    """Body → ({reading time: {catalog station id: accumulation mm}}, raw per station, rejections); never raises."""
+    refused = _body_rejection(body)
+    if refused is not None:
+        return {}, {}, [refused]
     try:
         snap = _snapshot_decoder.decode(body)
     except msgspec.ValidationError as exc:
         return {}, {}, [Rejection(_reason(str(exc)), f"vrain snapshot: {exc}", "rain", body[:2000], -1)]
     except msgspec.DecodeError as exc:
         return {}, {}, [Rejection(Reason.BAD_JSON, f"vrain snapshot: malformed JSON: {exc}", "rain", body[:2000], -1)]
+    except Exception as exc:  # RecursionError and anything unforeseen: a bad body, not a crash
+        return {}, {}, [Rejection(Reason.INVALID_VALUE, f"vrain snapshot: {type(exc).__name__}: {exc}", "rain",
+                                  body[:2000], -1)]
     poll_t = snap.time.timestamp()
+    if not _in_window(poll_t):
+        return {}, {}, [Rejection(Reason.BAD_TIMESTAMP, f"vrain snapshot: time {snap.time.isoformat()} is outside "
+                                  "the years 2000..2099", "rain", body[:2000], -1)]
     by_time: dict[float, dict[str, float]] = {}
     raws: dict[str, bytes] = {}
     rejections: list[Rejection] = []
@@ -95,8 +121,15 @@ def parse_snapshot(
         except msgspec.ValidationError as exc:
             rejections.append(Rejection(_reason(str(exc)), f"vrain station: {exc}", "rain", raw_b, i))
             continue
+        except Exception as exc:
+            rejections.append(Rejection(Reason.INVALID_VALUE, f"vrain station: {type(exc).__name__}: {exc}", "rain", raw_b, i))
+            continue
         sid = station_ids.get(st.id, st.id) if station_ids else st.id
         t = st.time.timestamp() if st.time is not None else poll_t
+        if not _in_window(t):
+            rejections.append(Rejection(Reason.BAD_TIMESTAMP, f"vrain station {st.id}: time {st.time.isoformat()} "  # type: ignore[union-attr]
+                                        "is outside the years 2000..2099", "rain", raw_b, i))
+            continue
         by_time.setdefault(t, {})[sid] = st.rain_since_19h_mm
         raws[sid] = raw_b
     return by_time, raws, rejections
@@ -106,6 +139,7 @@ def parse_snapshot(
 class PollStats:
     polls: int = 0
     http_errors: int = 0
+    ingest_errors: int = 0  # a response that failed to process (a bug; logged, polling goes on)
     last_error: str = ""
 
 
@@ -138,9 +172,14 @@ class VrainPoller:
     async def _fetch(self) -> bytes:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout_s)
-        resp = await self._client.get(self.url, headers=self._headers)
-        resp.raise_for_status()
-        return resp.content
+        async with self._client.stream("GET", self.url, headers=self._headers) as resp:
+            resp.raise_for_status()
+            body = bytearray()
+            async for chunk in resp.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:  # stop reading: parse_snapshot refuses it as too_large
+                    break
+            return bytes(body)
 
     def ingest(self, body: bytes) -> tuple[list[RainEvent], list[Rejection]]:
         """Parse + difference one response body (no I/O, no sink)."""
@@ -174,6 +213,10 @@ class VrainPoller:
                     self.stats.http_errors += 1
                     self.stats.last_error = _describe(exc)
                     log.warning("vrain poll of %s failed: %s", _redact(self.url), self.stats.last_error)
+                except Exception as exc:  # never let one response stop the feed
+                    self.stats.ingest_errors += 1
+                    self.stats.last_error = type(exc).__name__
+                    log.exception("vrain poll of %s: processing the response failed", _redact(self.url))
                 delay = max(0.0, self.interval_s - (loop.time() - began))
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=delay)

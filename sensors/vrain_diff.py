@@ -34,6 +34,11 @@ Rules, per station (every case has a table test):
   response): ignored for that station.
 - a negative or non-finite accumulation: rejected (NEGATIVE_VALUE /
   INVALID_VALUE) and not remembered.
+- a poll time outside the accepted years (2000..2099): every reading of it
+  is rejected (BAD_TIMESTAMP) and nothing is remembered.
+- every emitted reading passes the bounds of ioc.events.parse_event (e.g.
+  rain per reading); one that does not is a rejection with its reason (the
+  station is still re-based on the new accumulation).
 """
 
 from __future__ import annotations
@@ -43,9 +48,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Mapping
 
+import msgspec
+
 from ioc.errors import Reason, Rejection
-from ioc.events import RainEvent
+from ioc.events import RainEvent, parse_event
 from ioc.timeutil import LOCAL_TZ, format_ts, rain_day_start
+
+from .replay import T_MAX, T_MIN
+
+
+def _event(station: str, ts: datetime, rain_mm: float, raw: bytes) -> RainEvent | Rejection:
+    """A RainEvent validated like any other input, or the Rejection saying why not."""
+    wire = {"kind": "rain", "station": station, "ts": ts.isoformat(), "rain_mm": rain_mm}
+    out = parse_event(msgspec.json.encode(wire))
+    if isinstance(out, Rejection):
+        return Rejection(out.reason, f"station {station}: {out.detail}", "rain", raw)
+    return out  # type: ignore[return-value]
 
 
 @dataclass
@@ -91,6 +109,12 @@ class VrainDiffer:
         """
         events: list[RainEvent] = []
         rejections: list[Rejection] = []
+        if not (isinstance(poll_t, (int, float)) and T_MIN <= poll_t < T_MAX):
+            for station in readings:
+                raw_b = raw.get(station, b"") if raw else b""
+                rejections.append(Rejection(Reason.BAD_TIMESTAMP, f"station {station}: poll time {poll_t!r} is outside "
+                                            "the years 2000..2099", "rain", raw_b))
+            return events, rejections
         ts = datetime.fromtimestamp(poll_t, LOCAL_TZ)
         day = rain_day_start(poll_t)
         for station, value in readings.items():
@@ -109,7 +133,8 @@ class VrainDiffer:
             if last is None:
                 self.stats.first_seen += 1
                 if self.first_poll == "since_reset":
-                    events.append(RainEvent(station=station, ts=ts, rain_mm=round(float(value), 3)))
+                    out = _event(station, ts, round(float(value), 3), raw_b)
+                    (rejections if isinstance(out, Rejection) else events).append(out)  # type: ignore[arg-type]
                 continue
             if poll_t - last.t > self.max_gap_s:
                 self.stats.gaps += 1
@@ -131,6 +156,7 @@ class VrainDiffer:
                         )
                     )
                     continue
-            events.append(RainEvent(station=station, ts=ts, rain_mm=round(max(0.0, delta), 3)))
+            out = _event(station, ts, round(max(0.0, delta), 3), raw_b)
+            (rejections if isinstance(out, Rejection) else events).append(out)  # type: ignore[arg-type]
         self.stats.emitted += len(events)
         return events, rejections

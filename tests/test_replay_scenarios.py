@@ -164,3 +164,35 @@ def test_dossier_replay_counts_by_period_and_rolls_up(tmp_path):
         overdue = sum(1 for c, (u, rt, ch, due) in received.items() if u == unit and c not in processed and due < watermark)
         if overdue or ("dossier_overdue_open", "now", unit) in final:
             assert final[("dossier_overdue_open", "now", unit)]["value"] == overdue
+
+
+POISON = [
+    '{"kind": "rain", "station": "VP-001", "ts": "9999-12-31T23:59:59Z", "rain_mm": 1}',  # far future
+    '{"kind": "rain", "station": "VP-001", "ts": "0001-01-01T00:00:00+14:00", "rain_mm": 1}',  # far past
+    '{"kind": "camera", "camera": "c", "site": "s", "ts": "2026-10-27T00:00:00+07:00", "waiting": 9223372036854775808,'
+    ' "counters_open": 1}',  # 2^63
+    '{"kind": "rain", "station": "VP-001", "ts": "2026-10-27T00:00:00+07:00", "rain_mm": 1e300}',
+    '{"a": ' * 5000 + "1" + "}" * 5000,  # deep
+    '{"kind": "rain", "station": "VP-001", "x": "' + "z" * (1 << 20) + '"}',  # huge
+    "\x00\x01\x02 not json",
+    '{"kind": "rain", "station": "VP-009", "ts": "2026-11-20T00:00:00+07:00", "rain_mm": 5}',  # weeks ahead
+]
+
+
+def test_poison_lines_change_nothing_and_are_reported_by_line(tmp_path):
+    """Every known poison line, sprinkled through a scenario: same final values as without them."""
+    lines, _ = rain_scenario(random.Random(5))
+    poisoned: list[str] = []
+    where: list[int] = []
+    for i, line in enumerate(lines):
+        if i % 1500 == 700:
+            for p in POISON:
+                poisoned.append(p)
+                where.append(len(poisoned))
+        poisoned.append(line)
+    clean, _, code = run_replay(tmp_path, lines, "clean")
+    dirty, stderr, dirty_code = run_replay(tmp_path, poisoned, "dirty")
+    assert code == dirty_code == 0 and "Traceback" not in stderr
+    assert dirty == clean
+    reported = {int(line.split(":")[1]) for line in stderr.splitlines() if line.startswith(str(tmp_path / "dirty.jsonl"))}
+    assert set(where) <= reported

@@ -45,6 +45,26 @@ CASES = [
     ("17", b'{"phenomenonTime": ', Reason.BAD_JSON),
     ("17", b'[1]', Reason.NOT_AN_OBJECT),
     ("99", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 1.0}', Reason.INVALID_VALUE),
+    # ISO 8601 intervals: the end is the event time
+    ("17", b'{"phenomenonTime": "2026-10-28T13:05:00+07:00/PT5M", "result": 1}', ("VP-001", "2026-10-28T13:10:00+07:00", 1.0)),
+    ("17", b'{"phenomenonTime": "PT5M/2026-10-28T13:10:00+07:00", "result": 1}', ("VP-001", "2026-10-28T13:10:00+07:00", 1.0)),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:05:00+07:00/P1M", "result": 1}', Reason.BAD_TIMESTAMP),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00/2026-10-28T13:05:00+07:00", "result": 1}', Reason.BAD_TIMESTAMP),
+    ("17", b'{"phenomenonTime": "9999-12-31T23:59:59-12:00/PT1H", "result": 1}', Reason.BAD_TIMESTAMP),
+    ("17", b'{"phenomenonTime": "9999-12-31T23:59:59Z", "result": 1}', Reason.BAD_TIMESTAMP),
+    ("17", b'{"phenomenonTime": 1793167800, "result": 1}', Reason.BAD_TIMESTAMP),
+    # results: huge, not a number
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 1e400}', Reason.OUT_OF_RANGE),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 1e30}', Reason.OUT_OF_RANGE),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 1' + b"0" * 400 + b'}', Reason.OUT_OF_RANGE),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": true}', Reason.WRONG_TYPE),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": {"mm": 1}}', Reason.WRONG_TYPE),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": NaN}', Reason.BAD_JSON),
+    ("17", b'"just a string"', Reason.NOT_AN_OBJECT),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+     Reason.TOO_DEEP),
+    ("17", b'{"phenomenonTime": "2026-10-28T13:10:00+07:00", "result": 1, "x": "' + b"y" * 70_000 + b'"}',
+     Reason.TOO_LARGE),
 ]
 
 
@@ -52,10 +72,33 @@ CASES = [
 def test_convert(ds, payload, expected):
     out = convert(f"v1.1/Datastreams({ds})/Observations", payload, load_datastream_map(MAP))
     if isinstance(expected, Reason):
-        assert out.reason == expected and out.feed == "rain" and out.raw == payload
+        assert out.reason == expected and out.feed == "rain", out
+        assert out.raw == (payload if len(payload) <= 65536 else payload[:4096])
     else:
         station, ts, mm = expected
         assert (out.station, out.t, out.rain_mm) == (station, parse_ts(ts), pytest.approx(mm))
+
+
+def test_an_observation_update_is_a_correction_of_the_same_reading():
+    """Same @iot.id: same (station, ts), even when the update moves phenomenonTime."""
+    sink = CollectingSink()
+    sub = SensorThingsSubscriber(sink, MAP, identity_max=2)
+    topic = "v1.1/Datastreams(17)/Observations"
+
+    def obs(iot_id, ts, mm):
+        return json.dumps({"@iot.id": iot_id, "phenomenonTime": ts, "result": mm}).encode()
+
+    sub.handle(topic, obs(501, "2026-10-28T13:10:00+07:00", 2.4))
+    sub.handle(topic, obs(501, "2026-10-28T13:10:00+07:00", 2.6))  # corrected result
+    sub.handle(topic, obs(501, "2026-10-28T13:15:00+07:00", 2.8))  # the update also moved the time
+    sub.handle(topic, obs(502, "2026-10-28T13:15:00+07:00", 1.0))  # another Observation
+    sub.handle(topic, obs(503, "2026-10-28T13:20:00+07:00", 1.0))
+    sub.handle(topic, obs(501, "2026-10-28T13:25:00+07:00", 3.0))  # 501 left the 2-entry map: a new reading
+    sub._flush()
+    t = [(e.t, e.rain_mm) for e in sink.events]
+    t0 = parse_ts("2026-10-28T13:10:00+07:00")
+    assert t == [(t0, 2.4), (t0, 2.6), (t0, 2.8), (t0 + 300, 1.0), (t0 + 600, 1.0), (t0 + 900, 3.0)]
+    assert sub.identity.updates == 2 and sub.identity.moved == 1 and len(sub.identity) == 2
 
 
 @pytest.mark.integration
@@ -63,8 +106,8 @@ def test_subscriber_against_mosquitto(mqtt_broker):
     host, port = mqtt_broker
     prefix = f"ioc-test-{uuid.uuid4().hex[:8]}/v1.1"
     sink = CollectingSink()
-    good = [(ds, p) for ds, p, exp in CASES if not isinstance(exp, Reason) and ds != "99"]
-    bad = [(ds, p) for ds, p, exp in CASES if isinstance(exp, Reason) and ds != "99"]
+    good = [(ds, p) for ds, p, exp in CASES[:3] if not isinstance(exp, Reason) and ds != "99"]
+    bad = [(ds, p) for ds, p, exp in CASES[:12] if isinstance(exp, Reason) and ds != "99"]
 
     async def main():
         sub = SensorThingsSubscriber(sink, MAP, host=host, port=port, topic_prefix=prefix, flush_s=0.05)
@@ -91,6 +134,6 @@ def test_subscriber_against_mosquitto(mqtt_broker):
         [("VP-001", 2.4), ("VP-002", pytest.approx(0.6)), ("VP-001", 0.0), ("VP-003", 1.2)]
     )
     assert sorted(r.reason for r in sink.rejections) == sorted(
-        exp for ds, p, exp in CASES if isinstance(exp, Reason) and ds != "99"
+        exp for ds, p, exp in CASES[:12] if isinstance(exp, Reason) and ds != "99"
     )
     assert sink.batches < sub.received  # batched, not one call per message

@@ -54,6 +54,12 @@ CASES = [
     ("negative and non-finite values rejected",
      [(T("13:00"), {"A": -1.0, "B": float("nan")}), (T("13:05"), {"A": 1.0, "B": 1.0})], [],
      [Reason.NEGATIVE_VALUE, Reason.INVALID_VALUE], {}),
+    ("poll time outside the accepted years: rejected, nothing remembered",
+     [(parse_ts("9999-12-31T12:00:00+00:00"), {"A": 1.0}), (T("13:00"), {"A": 2.0}), (T("13:05"), {"A": 2.5})],
+     [("A", T("13:05"), 0.5)], [Reason.BAD_TIMESTAMP], {}),
+    ("a delta beyond the rain bound is refused, the station re-based",
+     [(T("13:00"), {"A": 1.0}), (T("13:05"), {"A": 1e12}), (T("13:10"), {"A": 1e12 + 1})],
+     [("A", T("13:10"), 1.0)], [Reason.OUT_OF_RANGE], {}),
 ]
 
 
@@ -87,6 +93,26 @@ def test_parse_snapshot_bad_entries():
     assert parse_snapshot(b"{not json", None)[2][0].reason == Reason.BAD_JSON
     naive = json.dumps({"time": "2026-10-28T13:10:00", "stations": []}).encode()
     assert parse_snapshot(naive, None)[2][0].reason == Reason.BAD_TIMESTAMP
+
+
+@pytest.mark.parametrize("body,reason", [
+    (json.dumps({"time": "9999-12-31T23:59:59-12:00", "stations": []}).encode(), Reason.BAD_TIMESTAMP),
+    (b'{"time": "2026-10-28T13:10:00+07:00", "stations": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}", Reason.TOO_DEEP),
+    (b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, Reason.TOO_DEEP),
+    (b" " * (17 << 20), Reason.TOO_LARGE),
+    (b"[]", Reason.NOT_AN_OBJECT),
+])
+def test_parse_snapshot_never_raises(body, reason):
+    by_time, _, rej = parse_snapshot(body, None)
+    assert by_time == {} and [r.reason for r in rej] == [reason]
+
+
+def test_parse_snapshot_station_time_outside_the_window():
+    body = json.dumps({"time": "2026-10-28T13:10:00+07:00", "stations": [
+        {"id": "A", "rain_since_19h_mm": 1.0, "time": "1900-01-01T00:00:00+07:00"},
+        {"id": "B", "rain_since_19h_mm": 2.0}]}).encode()
+    by_time, _, rej = parse_snapshot(body, None)
+    assert by_time == {T("13:10"): {"B": 2.0}} and [(r.reason, r.position) for r in rej] == [(Reason.BAD_TIMESTAMP, 0)]
 
 
 # -- the poller against a real HTTP server ----------------------------------------------------------
