@@ -19,8 +19,10 @@ DELETE /api/silences/{id}.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -29,14 +31,52 @@ from typing import Any, Callable
 import msgspec
 from fastapi import APIRouter, HTTPException, Request, Response
 
+from ioc.events import TS_MAX, TS_MIN
 from ioc.records import Alert
+from ioc.serve import BodyRefused, read_body
 from ioc.timeutil import format_ts, parse_ts
 
 log = logging.getLogger("ioc.alerts_api")
-_enc = msgspec.json.Encoder()
+_enc = msgspec.json.Encoder(enc_hook=lambda obj: _enc_fallback(obj))
 ROLES = {"viewer": 0, "operator": 1}
 STATES = ("firing", "active", "acknowledged", "unacknowledged", "resolved")
 SEVERITIES = ("info", "warning", "critical")
+
+# Operator bodies: every field is checked here (422/400 with a reason), before anything is
+# journaled or stored, so that nothing is kept that cannot be rendered again.
+MAX_OPERATOR_BODY_BYTES = 64 * 1024
+MAX_NAME = 200  # `by`
+MAX_COMMENT = 2000
+MAX_MATCHERS = 20
+MAX_MATCHER_TEXT = 200
+MAX_SILENCE_S = 366 * 86400  # a silence ends at most a year (and a day) after it starts
+MAX_SILENCE_START_S = 366 * 86400  # ... and starts at most a year before or after now
+MAX_BODY_DEPTH = 8
+
+
+class ApiError(Exception):
+    """A refused request: HTTP status, a reason label, and words for the operator."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+def _guarded(handler):
+    """Answer ApiError / BodyRefused as {"detail": ..., "reason": ...} with their status."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args, **kwargs):
+        try:
+            return await handler(*args, **kwargs)
+        except (ApiError, BodyRefused) as exc:
+            headers = {"Connection": "close"} if exc.status in (408, 413) else None
+            return Response(_enc.encode({"detail": exc.detail, "reason": exc.reason}), status_code=exc.status,
+                            media_type="application/json", headers=headers)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -47,6 +87,10 @@ class Principal:
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(_enc.encode(data), status_code=status, media_type="application/json")
+
+
+def _enc_fallback(obj: Any) -> Any:
+    return str(obj)  # anything msgspec cannot encode is shown as text rather than failing the answer
 
 
 def _parse_roles(tokens: dict[str, str]) -> list[tuple[bytes, Principal]]:
@@ -61,34 +105,133 @@ def _parse_roles(tokens: dict[str, str]) -> list[tuple[bytes, Principal]]:
     return out
 
 
+def _fmt_time(value: Any) -> str | None:
+    """ISO text of an epoch time, or None when it is not one (never raises: a stored value from an
+    older version must not make a listing fail)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return format_ts(float(value))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
 def _silence_json(engine, s) -> dict:
-    return {"id": s.id, "matchers": s.matchers, "starts_at": format_ts(s.starts_at) if s.starts_at is not None else None,
-            "ends_at": format_ts(s.ends_at), "created_by": s.created_by,
-            "created_at": format_ts(s.created_at) if s.created_at is not None else None, "comment": s.comment,
-            "expired": bool(getattr(engine, "silence_expired", lambda _s: False)(s))}
+    """One silence for the API.  Defensive: every field is rendered whatever was stored."""
+    matchers = getattr(s, "matchers", None)
+    if isinstance(matchers, dict):
+        matchers = {str(k)[:MAX_MATCHER_TEXT]: str(v)[:MAX_MATCHER_TEXT] for k, v in matchers.items()}
+    else:
+        matchers = {}
+    try:
+        expired = bool(getattr(engine, "silence_expired", lambda _s: False)(s))
+    except Exception:  # a stored silence the engine cannot compare
+        expired = True
+    return {"id": str(getattr(s, "id", "")), "matchers": matchers, "starts_at": _fmt_time(getattr(s, "starts_at", None)),
+            "ends_at": _fmt_time(getattr(s, "ends_at", None)), "created_by": _text(getattr(s, "created_by", ""), MAX_NAME),
+            "created_at": _fmt_time(getattr(s, "created_at", None)),
+            "comment": _text(getattr(s, "comment", ""), MAX_COMMENT), "expired": expired}
 
 
 def _when(value: Any, field: str) -> float:
+    """An operator-given time: ISO 8601 with offset, or epoch seconds; finite and in 2000..2099."""
+    t: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
         try:
-            return parse_ts(value)
-        except ValueError:
-            pass
-    raise HTTPException(422, detail=f"{field}: expected an ISO 8601 time with offset or epoch seconds, got {value!r}")
+            t = float(value)
+        except OverflowError:
+            t = None
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            t = parse_ts(value)
+        except (ValueError, OverflowError, OSError):
+            t = None
+    else:
+        raise ApiError(422, "wrong_type", f"{field}: expected an ISO 8601 time with offset (e.g. "
+                                          f"\"2026-10-28T20:00:00+07:00\") or epoch seconds")
+    if t is None or not math.isfinite(t):
+        raise ApiError(422, "bad_timestamp", f"{field}: expected an ISO 8601 time with offset or epoch seconds, "
+                                             f"got {_short(value)}")
+    if not TS_MIN <= t < TS_MAX:
+        raise ApiError(422, "out_of_range", f"{field}: {_short(value)} is not a time in the years 2000..2099")
+    return t
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _opt_text(body: dict, field: str, limit: int, *, non_empty: bool = False) -> str | None:
+    v = body.get(field)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise ApiError(422, "wrong_type", f"{field}: expected text")
+    if non_empty and not v.strip():
+        raise ApiError(422, "invalid_value", f"{field}: expected a non-empty name")
+    if len(v) > limit:
+        raise ApiError(422, "too_large", f"{field}: at most {limit} characters")
+    return v
+
+
+def _check_matchers(matchers: Any) -> dict[str, str]:
+    example = "e.g. {\"rule\": \"rain_*\", \"unit\": \"vinh-yen\"}"
+    if not isinstance(matchers, dict) or not matchers:
+        raise ApiError(422, "invalid_value", f"matchers: expected a non-empty object of label → pattern, {example}")
+    if len(matchers) > MAX_MATCHERS:
+        raise ApiError(422, "too_large", f"matchers: at most {MAX_MATCHERS} labels")
+    for k, v in matchers.items():
+        if not isinstance(v, str):
+            raise ApiError(422, "wrong_type", f"matchers.{_short(k)[1:-1]}: expected a text pattern, {example}")
+        if not k or not v:
+            raise ApiError(422, "invalid_value", f"matchers: labels and patterns must be non-empty, {example}")
+        if len(k) > MAX_MATCHER_TEXT or len(v) > MAX_MATCHER_TEXT:
+            raise ApiError(422, "too_large", f"matchers: labels and patterns are at most {MAX_MATCHER_TEXT} characters")
+    return dict(matchers)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of decoded JSON, counting stops past `limit`."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        v, d = stack.pop()
+        if d > deepest:
+            deepest = d
+            if deepest > limit:
+                return deepest
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+    return deepest
 
 
 async def _body(request: Request) -> dict:
-    raw = await request.body()
+    """The JSON object of an operator request (streamed, at most MAX_OPERATOR_BODY_BYTES)."""
+    try:
+        raw = await read_body(request, MAX_OPERATOR_BODY_BYTES)
+    except BodyRefused:
+        raise
+    except Exception:  # the client went away while sending
+        raise ApiError(400, "disconnected", "the request body was not received") from None
     if not raw.strip():
         return {}
     try:
         body = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise HTTPException(400, detail="request body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "too_deep", "request body is nested too deeply") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:  # 1e400 is a ValidationError
+        raise ApiError(400, "bad_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise HTTPException(400, detail="request body must be a JSON object")
+        raise ApiError(400, "not_an_object", "request body must be a JSON object")
+    if _depth(body, MAX_BODY_DEPTH) > MAX_BODY_DEPTH:
+        raise ApiError(400, "too_deep", f"request body is nested deeper than {MAX_BODY_DEPTH} levels")
     return body
 
 
@@ -126,7 +269,7 @@ def build_alerts_router(service, tokens: dict[str, str], *, on_update: Callable[
     def _get(alert_id: str) -> Alert:
         a = service.get(alert_id)
         if a is None:
-            raise HTTPException(404, detail=f"no alert with id {alert_id!r}")
+            raise HTTPException(404, detail=f"no alert with id {_short(alert_id)}")
         return a
 
     @router.get("/api/alerts")
@@ -162,21 +305,20 @@ def build_alerts_router(service, tokens: dict[str, str], *, on_update: Callable[
         return Response(xml, media_type="application/xml")
 
     @router.post("/api/alerts/{alert_id}/ack")
+    @_guarded
     async def ack(alert_id: str, request: Request) -> Response:
+        """Body (optional): {"by": "name ≤ 200", "comment": "text ≤ 2000"}; unknown fields are ignored."""
         who = auth(request, "operator")
         body = await _body(request)
-        by, comment = body.get("by"), body.get("comment")
-        if by is not None and (not isinstance(by, str) or not by.strip()):
-            raise HTTPException(422, detail="by: expected a non-empty name")
-        if comment is not None and not isinstance(comment, str):
-            raise HTTPException(422, detail="comment: expected text")
+        by = _opt_text(body, "by", MAX_NAME, non_empty=True)
+        comment = _opt_text(body, "comment", MAX_COMMENT)
         from alerts.lifecycle import NotActive, NotFound
 
         try:
-            a = service.acknowledge(alert_id, by=(by or who.name).strip()[:200],
-                                    comment=(comment or None) and comment[:2000], at=clock())
+            a = service.acknowledge(alert_id, by=(by or who.name).strip()[:MAX_NAME], comment=comment or None,
+                                    at=clock())
         except NotFound:
-            raise HTTPException(404, detail=f"no alert with id {alert_id!r}") from None
+            raise HTTPException(404, detail=f"no alert with id {_short(alert_id)}") from None
         except NotActive as exc:
             raise HTTPException(409, detail=str(exc)) from None
         if on_update is not None:
@@ -187,44 +329,67 @@ def build_alerts_router(service, tokens: dict[str, str], *, on_update: Callable[
         return _json(a)
 
     @router.post("/api/silences")
+    @_guarded
     async def add_silence(request: Request) -> Response:
+        """Body: {"matchers": {label: pattern, ...}, "ends_at": time | "duration": "2h",
+        "starts_at": time (optional), "comment": text, "by": name}.  Times are ISO 8601 with
+        offset or epoch seconds, in 2000..2099; a silence starts within a year of now and lasts
+        at most MAX_SILENCE_S.  Anything else: 422 {"detail", "reason"}; nothing is stored."""
         who = auth(request, "operator")
         body = await _body(request)
-        matchers = body.get("matchers")
-        if not isinstance(matchers, dict) or not matchers or not all(
-                isinstance(k, str) and isinstance(v, str) and k and v for k, v in matchers.items()):
-            raise HTTPException(422, detail="matchers: expected a non-empty object of label → pattern, "
-                                            "e.g. {\"rule\": \"rain_*\", \"unit\": \"vinh-yen\"}")
+        matchers = _check_matchers(body.get("matchers"))
         now = clock()
         starts_at = _when(body["starts_at"], "starts_at") if body.get("starts_at") is not None else None
+        if starts_at is not None and abs(starts_at - now) > MAX_SILENCE_START_S:
+            raise ApiError(422, "out_of_range", "starts_at: a silence starts within a year of now")
+        base = starts_at if starts_at is not None else now
         if body.get("ends_at") is not None:
             ends_at = _when(body["ends_at"], "ends_at")
         elif body.get("duration") is not None:
             from alerts.rules import parse_duration
 
             try:
-                ends_at = (starts_at or now) + parse_duration(body["duration"])
-            except ValueError as exc:
-                raise HTTPException(422, detail=f"duration: {exc}") from None
+                seconds = parse_duration(body["duration"])
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise ApiError(422, "invalid_value", f"duration: {exc}") from None
+            if not math.isfinite(seconds) or seconds > MAX_SILENCE_S:
+                raise ApiError(422, "out_of_range", f"duration: at most {MAX_SILENCE_S // 86400} days")
+            ends_at = base + seconds
         else:
-            raise HTTPException(422, detail="give ends_at (ISO time) or duration (e.g. \"2h\")")
-        if ends_at <= (starts_at or now):
-            raise HTTPException(422, detail="the silence would already be over: ends_at must be in the future")
-        comment = body.get("comment") or ""
-        by = body.get("by") or who.name
-        if not isinstance(comment, str) or not isinstance(by, str):
-            raise HTTPException(422, detail="comment and by must be text")
+            raise ApiError(422, "missing_field", "give ends_at (ISO time) or duration (e.g. \"2h\")")
+        if ends_at <= base:
+            raise ApiError(422, "invalid_value", "the silence would already be over: ends_at must be in the future"
+                                                 + (" and after starts_at" if starts_at is not None else ""))
+        if ends_at - base > MAX_SILENCE_S:
+            raise ApiError(422, "out_of_range", f"ends_at: a silence lasts at most {MAX_SILENCE_S // 86400} days")
+        comment = _opt_text(body, "comment", MAX_COMMENT) or ""
+        by = _opt_text(body, "by", MAX_NAME, non_empty=True) or who.name
+        check = getattr(service, "check_silence", None)
         try:
-            s = service.add_silence(matchers, ends_at, starts_at=starts_at, by=by[:200], comment=comment[:2000],
-                                    created_at=now)
+            if check is not None:
+                check(matchers, ends_at, starts_at)  # the engine's own rules, before anything is journaled
+            s = service.add_silence(matchers, ends_at, starts_at=starts_at, by=by.strip()[:MAX_NAME],
+                                    comment=comment, created_at=now)
         except ValueError as exc:
-            raise HTTPException(422, detail=str(exc)) from None
+            raise ApiError(422, "invalid_value", str(exc)) from None
         return _json(_silence_json(service, s), status=201)
 
     @router.get("/api/silences")
     async def list_silences(request: Request) -> Response:
         auth(request)
-        return _json({"silences": [_silence_json(service, s) for s in service.silences()]})
+        try:
+            stored = list(service.silences())
+        except Exception:  # never a 500 on the listing: say what is wrong instead
+            log.exception("listing silences failed")
+            return _json({"silences": [], "error": "the stored silences could not be read; see the server log"})
+        out = []
+        for s in stored:
+            try:
+                out.append(_silence_json(service, s))
+            except Exception:
+                log.exception("silence %r cannot be rendered", getattr(s, "id", None))
+                out.append({"id": str(getattr(s, "id", "")), "invalid": True})
+        return _json({"silences": out})
 
     @router.delete("/api/silences/{silence_id}")
     async def delete_silence(silence_id: str, request: Request) -> Response:

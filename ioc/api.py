@@ -7,24 +7,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.requests import ClientDisconnect
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ioc.catalog import Catalog
-from ioc.events import parse_body
+from ioc.errors import Reason, Rejection
+from ioc.events import MAX_ARRAY_BODY_BYTES, BodyError, encode_event, feed_of, parse_items, split_body
 from ioc.hub import TOPICS, Hub, Subscription
 from ioc.runtime import AppBackend
+from ioc.serve import MAX_REQUEST_BYTES, BodyRefused, read_body
 from ioc.timeutil import format_ts
 
+log = logging.getLogger("ioc.api")
+
 HEARTBEAT_S = 5.0
-MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BODY_BYTES = MAX_REQUEST_BYTES
+"""Largest ingest body (16 MiB), refused with 413 while streaming, never buffered past it."""
+MAX_EVENTS_PER_BODY = 50_000
+"""Most lines (JSONL, blank ones included) or items (array) in one ingest body: 413 beyond."""
+PARSE_SLICE = 2_000
+"""Items parsed per turn of the event loop (≈ 2–10 ms)."""
+SUBMIT_BATCH = 1_000
+"""Positions handed to the runtime per batch, so one request never holds the loop for long."""
 
 
 def wall_dir() -> Path:
@@ -68,7 +81,8 @@ def make_subscription(catalog: Catalog, topics: Any, units: Any) -> Subscription
     )
 
 
-def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
+def create_app(runtime: "AppBackend", alerts_router: Any = None, *, max_body_bytes: int = MAX_BODY_BYTES,
+               max_events: int = MAX_EVENTS_PER_BODY) -> FastAPI:
     """The web app over any backend: the embedded Runtime, or a Redis-fed one (`ioc api`)."""
     app = FastAPI(title="IOC streaming monitor", version="0.1.0", docs_url="/api/docs", redoc_url=None)
     hub: Hub = runtime.hub
@@ -88,12 +102,25 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {
-            "status": "ok" if runtime.started else "starting",
+        """Liveness (always 200 while serving) and readiness: ok | starting | degraded (+ reasons).
+
+        Never fails: a watermark that cannot be formatted is shown as epoch seconds.
+        """
+        from ioc.runtime import safe_ts
+
+        health = getattr(runtime, "health", None)
+        try:
+            h = health() if callable(health) else {}
+        except Exception as exc:  # noqa: BLE001
+            h = {"status": "degraded", "degraded": [f"health: {type(exc).__name__}: {exc}"]}
+        body = {
+            "status": h.get("status") or ("ok" if runtime.started else "starting"),
             "seq": hub.seq,
-            "watermarks": {f: format_ts(w) for f, w in runtime.watermarks().items()},
+            "watermarks": {f: safe_ts(w) for f, w in runtime.watermarks().items()},
             "clients": len(hub.clients),
         }
+        body.update({k: v for k, v in h.items() if k != "status"})
+        return body
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
@@ -110,29 +137,65 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
         return Response(catalog_json, media_type="application/json")
 
     @app.post("/api/ingest")
-    async def ingest(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
-        if not body.strip():
-            return JSONResponse(
-                {"accepted": 0, "rejected": 0, "rejections": [], "detail": "empty body: send a JSON event, a JSON array or JSONL"},
-                status_code=400,
-            )
-        events, parse_rejections = parse_body(body)
-        positions = _positions(body, events, parse_rejections)
-        rejections = await runtime.submit(events, parse_rejections, "http", positions=positions, wait=True)
-        total = len(events) + len(parse_rejections)
-        accepted = total - len(rejections)
-        payload = {
-            "accepted": accepted,
-            "rejected": len(rejections),
-            "rejections": sorted(
-                ({"position": r.position, "reason": str(r.reason), "feed": r.feed, "detail": r.detail} for r in rejections),
-                key=lambda d: d["position"],
-            ),
-        }
-        return JSONResponse(payload, status_code=400 if accepted == 0 else 200)
+    async def ingest(request: Request) -> Response:
+        """Events in: one JSON event, a JSON array of events (≤ 1 MiB), or JSONL (≤ 16 MiB).
+
+        Limits: the body is streamed and refused with 413 as soon as it passes
+        `max_body_bytes` (or declares more), or holds more than `max_events`
+        lines/items; a JSON array over 1 MiB is refused (send JSONL); a body
+        that stalls gets 408.  Each event is validated (ioc.events); the whole
+        body is validated before anything is submitted, then submitted in
+        batches of `SUBMIT_BATCH` positions, parsing `PARSE_SLICE` at a time
+        so the event loop is never held long.
+
+        Answer (200 if at least one event was accepted, a duplicate or a
+        correction; 400 if none was; 413/408 for a refused body, nothing
+        processed):
+
+            {"accepted": 11,            # new events taken in
+             "duplicates": 1,           # seen before with the same value: changed nothing
+             "corrected": 1,            # same identity, new value: replaced the earlier one
+             "rejected": 1,
+             "rejections": [{"position": 4, "reason": "out_of_range", "feed": "rain", "detail": "..."}],
+             "results": [{"position": 2, "status": "duplicate"},
+                         {"position": 3, "status": "corrected"},
+                         {"position": 4, "status": "rejected", "reason": "out_of_range"}]}
+
+        Positions count from 0: the line number in JSONL (blank lines count,
+        and are skipped), the index in an array.  `results` lists only the
+        positions that were not plainly accepted, in order.  A refused body
+        answers {"accepted": 0, ..., "reason": "too_large", "detail": "..."}.
+        """
+        lines = _LineCounter(max_events)
+        try:
+            body = await read_body(request, max_body_bytes, on_chunk=lines)
+            if not body.strip():
+                return _refused(400, "empty_body", "empty body: send a JSON event, a JSON array or JSONL")
+            items = split_body(body, max_events)
+        except BodyRefused as exc:
+            return _refused(exc.status, exc.reason, exc.detail)
+        except BodyError as exc:
+            if exc.reason == Reason.TOO_LARGE:
+                return _refused(413, str(exc.reason), exc.detail)
+            # a malformed array: one rejection, at position 0, counted and dead-lettered like any other
+            rej = Rejection(exc.reason, exc.detail, "unknown", body[:4096], 0)
+            return await _answer(runtime, [], [], [rej])
+        except ClientDisconnect:
+            return _refused(400, "disconnected", "the client went away before the body was complete")
+        events: list = []
+        positions: list[int] = []
+        rejections: list[Rejection] = []
+        for i in range(0, len(items), PARSE_SLICE):
+            if i:
+                await asyncio.sleep(0)  # let the loop serve the walls between slices
+            ev, pos, rej = parse_items(items[i : i + PARSE_SLICE], i)
+            events.extend(ev)
+            positions.extend(pos)
+            rejections.extend(rej)
+        del items, body
+        if not events and not rejections:
+            return _refused(400, "empty_body", "no events in the body (only blank lines)")
+        return await _answer(runtime, events, positions, rejections)
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
@@ -159,7 +222,7 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
         sent = metrics.ws_messages_sent
         try:
             first = None
-            if resume is not None and resume.lstrip("-").isdigit():
+            if resume is not None and len(resume) <= 20 and resume.lstrip("-").isdigit():
                 first = hub.resume(client, int(resume))
             if first is None:
                 await websocket.send_text(hub.snapshot_message(client).decode())
@@ -207,7 +270,7 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None) -> FastAPI:
                 return
             try:
                 msg = msgspec.json.decode(text)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):  # 1e400, deep nesting
                 continue
             if isinstance(msg, dict) and msg.get("type") == "subscribe":
                 client.sub = make_subscription(catalog, msg.get("topics"), msg.get("units"))
@@ -243,16 +306,149 @@ def _now() -> float:
     return time.time()
 
 
-def _positions(body: bytes, events, rejections) -> list[int]:
-    """Input positions of the accepted events (rejected ones already carry theirs)."""
-    taken = {r.position for r in rejections}
-    positions: list[int] = []
-    stripped = body.lstrip()
-    if stripped.startswith(b"["):
-        candidates = range(len(events) + len(rejections))
+class _LineCounter:
+    """While a body streams in: refuse it (413) as soon as it has more lines than allowed, or is
+    a JSON array past MAX_ARRAY_BODY_BYTES."""
+
+    def __init__(self, max_lines: int) -> None:
+        self.max = max_lines
+        self.nl = 0
+        self.cr = 0
+        self.first: int | None = None  # first non-blank byte: "[" is an array
+
+    def __call__(self, chunk: bytes, size: int) -> None:
+        self.nl += chunk.count(b"\n")
+        self.cr += chunk.count(b"\r")
+        if max(self.nl, self.cr) > self.max:
+            raise BodyRefused(413, "too_large", f"more than {self.max:,} lines; the limit is {self.max:,} per request")
+        if self.first is None:
+            head = chunk.lstrip()
+            if head:
+                self.first = head[0]
+        if self.first == 0x5B and size > MAX_ARRAY_BODY_BYTES:
+            raise BodyRefused(413, "too_large", f"a JSON array body is limited to {MAX_ARRAY_BODY_BYTES:,} bytes; "
+                                                "send larger batches as JSONL (one event per line)")
+
+
+def _refused(status: int, reason: str, detail: str) -> Response:
+    """A body refused as a whole: nothing of it was processed."""
+    payload = {"accepted": 0, "duplicates": 0, "corrected": 0, "rejected": 0, "rejections": [], "results": [],
+               "reason": reason, "detail": detail}
+    headers = {"Connection": "close"} if status in (408, 413) else None  # stop reading what is left of it
+    return Response(_encode(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _report_parts(out: Any) -> tuple[list[Rejection], list[int], list[int]]:
+    """The runtime's answer for one batch: a BatchReport (rejections, duplicates, corrected) or,
+    from an older runtime, the list of rejections."""
+    if isinstance(out, list):
+        return out, [], []
+    return list(out.rejections), list(getattr(out, "duplicates", ()) or ()), list(getattr(out, "corrected", ()) or ())
+
+
+async def _answer(runtime: Any, events: list, positions: list[int], rejections: list[Rejection]) -> Response:
+    """Submit the validated body in batches of SUBMIT_BATCH positions and answer per event.
+
+    Everything was validated before the first batch.  If the runtime fails on
+    a batch (a bug, not bad input), that batch and the ones after it are
+    answered `internal_error` (retry them; identical events are duplicates)
+    — never a 5xx after part of the body was taken in."""
+    import bisect
+
+    out_rejections: list[Rejection] = []
+    duplicates: list[int] = []
+    corrected: list[int] = []
+    # both lists come in position order (parse_items keeps it)
+    last = max(positions[-1] if positions else -1, rejections[-1].position if rejections else -1)
+    rej_pos = [r.position for r in rejections]
+    failed_from: int | None = None
+    lo = 0
+    while lo <= last:
+        hi = lo + SUBMIT_BATCH
+        e0, e1 = bisect.bisect_left(positions, lo), bisect.bisect_left(positions, hi)
+        r0, r1 = bisect.bisect_left(rej_pos, lo), bisect.bisect_left(rej_pos, hi)
+        if failed_from is not None:
+            out_rejections.extend(rejections[r0:r1])
+            out_rejections.extend(_internal(ev, p) for ev, p in zip(events[e0:e1], positions[e0:e1]))
+        elif e0 < e1 or r0 < r1:
+            if lo:
+                await asyncio.sleep(0)
+            try:
+                out = await runtime.submit(events[e0:e1], rejections[r0:r1], "http", positions=positions[e0:e1],
+                                           wait=True)
+                rj, dup, cor = _report_parts(out)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ingest: the runtime failed on positions %d..%d; they were not taken in", lo, hi - 1)
+                failed_from = lo
+                out_rejections.extend(rejections[r0:r1])
+                out_rejections.extend(_internal(ev, p) for ev, p in zip(events[e0:e1], positions[e0:e1]))
+            else:
+                out_rejections.extend(rejections[r0:r1])  # whether or not the runtime repeats them
+                out_rejections.extend(rj)
+                duplicates.extend(dup)
+                corrected.extend(cor)
+        lo = hi
+    await asyncio.sleep(0)
+    by_pos: dict[int, Rejection] = {}
+    for r in out_rejections:
+        by_pos.setdefault(r.position, r)
+    rejected = [by_pos[p] for p in sorted(by_pos)]
+    dup = sorted(set(duplicates).difference(by_pos))
+    cor = sorted(set(corrected).difference(by_pos, dup))
+    total = len(events) + len(rejections)
+    accepted = total - len(rejected) - len(dup) - len(cor)
+    # (Reason is a str enum: msgspec writes its value)
+    listed = await _json_rows(rejected, _rejection_row)
+    if dup or cor:
+        rows = [(r.position, 0, r) for r in rejected] + [(p, 1, p) for p in dup] + [(p, 2, p) for p in cor]
+        rows.sort(key=_by_position)
+        results = await _json_rows(rows, _result_row)
     else:
-        candidates = [i for i, line in enumerate(body.splitlines()) if line.strip()]
-    for i in candidates:
-        if i not in taken:
-            positions.append(i)
-    return positions[: len(events)]
+        results = await _json_rows(rejected, _rejected_row)
+    head = {"accepted": accepted, "duplicates": len(dup), "corrected": len(cor), "rejected": len(rejected)}
+    body = _encode(head)[:-1] + b',"rejections":' + listed + b',"results":' + results + b"}"
+    ok = accepted + len(dup) + len(cor) > 0
+    return Response(body, status_code=200 if ok else 400, media_type="application/json")
+
+
+ENCODE_SLICE = 5_000
+
+
+async def _json_rows(items: list, row: Any) -> bytes:
+    """A JSON array of row(item) for every item, encoded ENCODE_SLICE rows per turn of the loop."""
+    parts = []
+    for i in range(0, len(items), ENCODE_SLICE):
+        if i:
+            await asyncio.sleep(0)
+        parts.append(_encode([row(x) for x in items[i : i + ENCODE_SLICE]])[1:-1])
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _rejection_row(r: Rejection) -> dict:
+    return {"position": r.position, "reason": r.reason, "feed": r.feed, "detail": r.detail}
+
+
+def _rejected_row(r: Rejection) -> dict:
+    return {"position": r.position, "status": "rejected", "reason": r.reason}
+
+
+_STATUS = ("rejected", "duplicate", "corrected")
+
+
+def _result_row(row: tuple) -> dict:
+    pos, kind, x = row
+    return _rejected_row(x) if kind == 0 else {"position": pos, "status": _STATUS[kind]}
+
+
+def _by_position(row: tuple) -> int:
+    return row[0]
+
+
+def _internal(ev: Any, position: int) -> Rejection:
+    return Rejection(Reason.INTERNAL_ERROR, "the server failed while taking this event in; it was not processed, "
+                                            "send it again", feed_of(ev), encode_event(ev), position)

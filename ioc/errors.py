@@ -18,6 +18,12 @@ class Reason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     FUTURE_TIMESTAMP = "future_timestamp"
     TOO_LATE = "too_late"
+    OUT_OF_RANGE = "out_of_range"  # a number beyond its documented bound (ioc.events)
+    TOO_LARGE = "too_large"  # one event (line / array item) over ioc.events.MAX_EVENT_BYTES
+    TOO_DEEP = "too_deep"  # JSON nested deeper than ioc.events.MAX_DEPTH
+    INTERNAL_ERROR = "internal_error"  # the server failed on a valid event; it was not processed, retry it
+    UNKNOWN_ENTITY_LIMIT = "unknown_entity_limit"  # a new id missing from the catalog, past the feed's cap (streams.window)
+    UNREADABLE = "unreadable"  # an input file that cannot be opened or read to its end (sensors.replay)
 
 
 class Rejection(msgspec.Struct, frozen=True):

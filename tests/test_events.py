@@ -83,3 +83,157 @@ def test_encode_round_trips_without_derived_fields():
     raw = encode_event(ev)
     assert b'"t"' not in raw
     assert parse_event(raw) == ev
+
+
+# -- complete validation at the boundary: ranges, timestamps, size, depth ------------------------
+
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+import msgspec  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ioc import events as E  # noqa: E402
+from ioc.events import BodyError, json_depth, parse_items, split_body  # noqa: E402
+from ioc.timeutil import format_ts  # noqa: E402
+
+
+def rain(**over) -> bytes:
+    d = {"kind": "rain", "station": "A", "ts": "2026-10-28T13:10:00+07:00", "rain_mm": 1.0} | over
+    return msgspec.json.encode(d)
+
+
+def camera(**over) -> bytes:
+    d = {"kind": "camera", "camera": "c", "site": "s", "ts": "2026-10-28T13:10:00+07:00", "waiting": 3,
+         "counters_open": 2} | over
+    return msgspec.json.encode(d)
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (rain(rain_mm=1000.5), Reason.OUT_OF_RANGE),
+        (b'{"kind":"rain","station":"A","ts":"2026-10-28T13:10:00Z","rain_mm":1e400}', Reason.OUT_OF_RANGE),
+        (b'{"kind":"rain","station":"A","ts":"2026-10-28T13:10:00Z","rain_mm":1e23}', Reason.OUT_OF_RANGE),
+        (rain(rain_mm=True), Reason.WRONG_TYPE),
+        (camera(waiting=10_001), Reason.OUT_OF_RANGE),
+        (camera(waiting=2**63), Reason.OUT_OF_RANGE),
+        (b'{"kind":"camera","camera":"c","site":"s","ts":"2026-10-28T13:10:00Z","waiting":' + b"9" * 400
+         + b',"counters_open":1}', Reason.OUT_OF_RANGE),
+        (camera(waiting=-2**70), Reason.NEGATIVE_VALUE),
+        (camera(waiting=1e23), Reason.WRONG_TYPE),
+        (camera(waiting=False), Reason.WRONG_TYPE),
+        (camera(counters_open=1001), Reason.OUT_OF_RANGE),
+        (rain(ts="9999-12-31T23:59:59Z"), Reason.BAD_TIMESTAMP),
+        (rain(ts="9999-12-31T23:59:59-12:00"), Reason.BAD_TIMESTAMP),
+        (rain(ts="0001-01-01T00:00:00+23:59"), Reason.BAD_TIMESTAMP),
+        (rain(ts="1999-12-31T23:59:59Z"), Reason.BAD_TIMESTAMP),
+        (rain(ts="2100-01-01T00:00:00Z"), Reason.BAD_TIMESTAMP),
+        (rain(ts="2026-10-28T13:10:00+14:01"), Reason.BAD_TIMESTAMP),
+        (rain(ts="2026-10-28T13:10:00-23:59"), Reason.BAD_TIMESTAMP),
+        (rain(ts=1793167800), Reason.BAD_TIMESTAMP),
+        (b'{"kind":"dossier","dossier":"d","unit":"u","ts":"2026-10-28T13:10:00Z","status":"received",'
+         b'"due":"9999-01-01T00:00:00Z"}', Reason.BAD_TIMESTAMP),
+        (b'{"kind":"dossier","dossier":"d","unit":"u","ts":"2026-10-28T13:10:00Z","status":"received",'
+         b'"procedure":"' + b"x" * 201 + b'"}', Reason.INVALID_VALUE),
+        (rain(station="x" * 201), Reason.INVALID_VALUE),
+        (rain(vendor="x" * E.MAX_EVENT_BYTES), Reason.TOO_LARGE),
+        (rain(extra=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]), Reason.TOO_DEEP),
+        (rain()[:-1] + b',"x":' + b"[" * 5000 + b"]" * 5000 + b"}", Reason.TOO_DEEP),
+        (b"\xff\xfe\x00", Reason.BAD_JSON),
+    ],
+)
+def test_bounds_and_reasons(raw, reason):
+    out = parse_event(raw, position=3)
+    assert isinstance(out, Rejection), out
+    assert out.reason == reason, out.detail
+    assert out.position == 3 and len(out.raw) <= E.MAX_EVENT_BYTES
+
+
+def test_values_at_the_bounds_are_accepted():
+    assert parse_event(rain(rain_mm=E.RAIN_MM_MAX)).rain_mm == E.RAIN_MM_MAX
+    assert parse_event(rain(rain_mm=0)).rain_mm == 0.0
+    ev = parse_event(camera(waiting=E.WAITING_MAX, counters_open=E.COUNTERS_OPEN_MAX))
+    assert isinstance(ev, CameraEvent) and ev.waiting == E.WAITING_MAX
+    assert parse_event(rain(ts="2000-01-01T00:00:00Z")).t == E.TS_MIN
+    assert isinstance(parse_event(rain(ts="2099-12-31T23:59:59.999Z")), RainEvent)
+    assert isinstance(parse_event(rain(ts="2026-10-28T13:10:00+14:00")), RainEvent)
+    assert isinstance(parse_event(rain(ts="2026-10-28T13:10:00-12:00")), RainEvent)
+    nested = rain(extra={"a": [{"b": [1, 2, {"c": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}]}]})
+    assert isinstance(parse_event(nested), RainEvent)  # brackets inside strings do not count
+    assert isinstance(parse_event(rain(extra=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]])), RainEvent)
+
+
+def test_json_depth():
+    assert json_depth(b"{}") == 1 and json_depth(b'{"a":[1,{"b":2}]}') == 3
+    assert json_depth(b'{"a":"]]]}}}[[["}') == 1
+    assert json_depth(b'"a\\"[["') == 0
+    assert json_depth(b"[" * 100 + b"]" * 100) == E.MAX_DEPTH + 1  # counting stops past the limit
+
+
+def test_fast_and_slow_paths_agree_and_give_positions():
+    good = [rain(rain_mm=float(i)) for i in range(5)]
+    ev, pos, rej = parse_items(good, 10)
+    assert [e.rain_mm for e in ev] == [0, 1, 2, 3, 4] and pos == [10, 11, 12, 13, 14] and not rej
+    mixed = [good[0], b"", rain(rain_mm=-1), rain(extra=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]), good[1]]
+    ev, pos, rej = parse_items(mixed)
+    assert pos == [0, 4] and [(r.position, r.reason) for r in rej] == [(2, Reason.NEGATIVE_VALUE), (3, Reason.TOO_DEEP)]
+
+
+def test_split_body_forms_and_limits():
+    assert split_body(b"  \n ") == []
+    assert split_body(RAIN) == [RAIN]
+    pretty = b'{\n  "kind": "rain",\n  "station": "A",\n  "ts": "2026-10-28T13:10:00Z",\n  "rain_mm": 1\n}\n'
+    assert len(split_body(pretty)) == 1 and isinstance(parse_event(split_body(pretty)[0]), RainEvent)
+    assert split_body(RAIN + b"\n\n" + RAIN) == [RAIN, b"", RAIN]  # blank lines keep their position
+    assert split_body(b"[" + RAIN + b"," + RAIN + b"]") == [RAIN, RAIN]
+    for body, reason in [(b"[" + RAIN, Reason.BAD_JSON), (b"[" * 3000 + b"]" * 3000, Reason.TOO_DEEP),
+                         (b"[" + b"{}," * (E.MAX_ARRAY_BODY_BYTES // 3) + b"{}]", Reason.TOO_LARGE),
+                         (b"[1,2,3]", Reason.TOO_LARGE), (b"{}\n{}\n{}\n{}", Reason.TOO_LARGE)]:
+        with pytest.raises(BodyError) as exc:
+            split_body(body, max_items=2 if body.count(b"{}") < 5 else None)
+        assert exc.value.reason == reason
+
+
+_DT = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                   timezones=st.builds(lambda m: timezone(timedelta(minutes=m)), st.integers(-1439, 1439)))
+_NUM = st.one_of(st.integers(min_value=-(2**80), max_value=2**80), st.floats(allow_nan=False, allow_infinity=False),
+                 st.booleans(), st.none(), st.text(max_size=5))
+
+
+@settings(derandomize=True, max_examples=600, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["rain", "camera", "dossier"]), ts=_DT, due=_DT, a=_NUM, b=_NUM)
+def test_whatever_is_accepted_is_inside_the_bounds(kind, ts, due, a, b):
+    ts_text = ts.isoformat()
+    if kind == "rain":
+        d = {"kind": kind, "station": "A", "ts": ts_text, "rain_mm": a}
+    elif kind == "camera":
+        d = {"kind": kind, "camera": "c", "site": "s", "ts": ts_text, "waiting": a, "counters_open": b}
+    else:
+        d = {"kind": kind, "dossier": "d", "unit": "u", "ts": ts_text, "status": "received", "due": due.isoformat()}
+    raw = msgspec.json.encode(d)
+    for out in (parse_event(raw), *parse_items([raw, raw])[0]):  # the per-event and the batch paths
+        if isinstance(out, Rejection):
+            assert out.reason in set(Reason) and out.detail
+            continue
+        assert E.TS_MIN <= out.t < E.TS_MAX
+        format_ts(out.t)  # round-trips in local time
+        assert abs(out.ts.utcoffset().total_seconds()) <= E.MAX_UTC_OFFSET_S
+        if isinstance(out, RainEvent):
+            assert 0 <= out.rain_mm <= E.RAIN_MM_MAX and not isinstance(a, bool)
+        elif isinstance(out, CameraEvent):
+            assert 0 <= out.waiting <= E.WAITING_MAX and 0 <= out.counters_open <= E.COUNTERS_OPEN_MAX
+        else:
+            assert E.TS_MIN <= out.due_t < E.TS_MAX
+        assert parse_event(encode_event(out)) == out
+
+
+@settings(derandomize=True, max_examples=400, deadline=None, database=None)
+@given(st.binary(max_size=300) | st.text(max_size=200))
+def test_parsing_never_raises_on_any_bytes(raw):
+    out = parse_event(raw)
+    assert isinstance(out, (Rejection, RainEvent, DossierEvent, CameraEvent))
+    b = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    events, rejections = parse_body(b)
+    assert all(isinstance(r, Rejection) for r in rejections)
