@@ -38,7 +38,7 @@ from alerts.detectors import (
     implausible_camera,
     implausible_rain,
 )
-from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silence
+from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silence, check_silence_time
 from alerts.rules import OPS, Rule, RuleSet, parse_duration
 
 __all__ = ["AlertEngine", "NotFound", "NotActive", "Silence"]
@@ -140,6 +140,8 @@ class AlertEngine:
         self._flat_cfg = (int(fp.get("min_readings", 6)), parse_duration(fp.get("min_duration", "1h")),
                           tuple(float(x) for x in fp.get("ignore", [0])))
         self._notifications: list[dict] = []
+        self.defer_commits = False
+        self._deferred = Commit()
         self._ts_cache: dict[str, float] = {}
         self._ticking: dict[tuple[str, str], None] = {}
         self._reset_core()
@@ -710,8 +712,25 @@ class AlertEngine:
             self._notifications.extend(commit.outbox)
             if len(self._notifications) > 10000:
                 del self._notifications[: len(self._notifications) - 10000]
-        if self.store is not None:
+        if self.defer_commits:
+            self._deferred.merge(commit)
+        elif self.store is not None:
             self.store.commit(commit)
+
+    # Deferred commits: the embedded runtime journals a batch *after* processing it, and nothing
+    # of the batch may leave the process (store, outbox → webhook) before the journal entry is
+    # on disk.  With `defer_commits` set, process() keeps its store commit; the runtime takes it
+    # with take_deferred() once the entry is flushed and hands it to write_commit().  A batch that
+    # failed is dropped with take_deferred() and never reaches the store.
+    def take_deferred(self) -> Commit:
+        with self._lock:
+            c, self._deferred = self._deferred, Commit()
+            return c
+
+    def write_commit(self, commit: Commit) -> None:
+        if commit and self.store is not None:
+            with self._lock:
+                self.store.commit(commit)
 
     def _restore_from_store(self) -> None:
         data = self.store.load()
@@ -773,6 +792,26 @@ class AlertEngine:
             self._persist()
             return a
 
+    def check_acknowledge(self, alert_id: str) -> bool:
+        """Would acknowledge() change anything?  False when already acknowledged; raises NotFound or
+        NotActive as acknowledge() would (so a caller journals only actions that apply)."""
+        with self._lock:
+            key = self._lc.by_id.get(alert_id)
+            if key is None:
+                if alert_id in self._lc.resolved or (self.store is not None and self.store.get_alert(alert_id)):
+                    raise NotActive(f"alert {alert_id} is already resolved")
+                raise NotFound(alert_id)
+            return not self._lc.active[key].acknowledged
+
+    def check_silence(self, matchers: Any, ends_at: Any, starts_at: Any = None) -> None:
+        """Raise ValueError for a silence add_silence() would refuse."""
+        if not isinstance(matchers, dict) or not matchers or not all(
+                isinstance(k, str) and isinstance(v, str) and k and v for k, v in matchers.items()):
+            raise ValueError("matchers must be a non-empty mapping of names to text, e.g. {\"rule\": \"rain_*\"}")
+        ends = check_silence_time(ends_at, "ends_at")
+        if starts_at is not None and ends <= check_silence_time(starts_at, "starts_at"):
+            raise ValueError("ends_at must be after starts_at")
+
     def drain_updates(self) -> list[Alert]:
         """Lifecycle updates made outside process() (acknowledgements) since the last call."""
         with self._lock:
@@ -788,11 +827,7 @@ class AlertEngine:
                     by: str = "", comment: str = "", created_at: float | None = None) -> Silence:
         """Mute notifications of alerts matching every matcher (shell wildcards) until `ends_at` (epoch s,
         compared with the alert's event time)."""
-        if not isinstance(matchers, dict) or not matchers or not all(
-                isinstance(k, str) and isinstance(v, str) and k and v for k, v in matchers.items()):
-            raise ValueError("matchers must be a non-empty mapping of names to text, e.g. {\"rule\": \"rain_*\"}")
-        if starts_at is not None and ends_at <= starts_at:
-            raise ValueError("ends_at must be after starts_at")
+        self.check_silence(matchers, ends_at, starts_at)
         with self._lock:
             raw = json.dumps([matchers, ends_at, starts_at, by, comment, created_at, len(self._lc.silences)],
                              sort_keys=True)

@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -39,6 +40,7 @@ from ioc.records import Alert
 from alerts.rules import SEVERITY_RANK
 
 Key = tuple[str, str, str]  # (rule, entity, scope)
+log = logging.getLogger("alerts.lifecycle")
 
 
 def alert_id(rule: str, entity: str, started: str, scope: str = "") -> str:
@@ -142,6 +144,37 @@ class Commit:
     def __bool__(self) -> bool:
         return bool(self.audit or self.upserts or self.outbox or self.silences_put or self.silences_deleted
                     or self.engine_state is not None)
+
+    def merge(self, later: "Commit") -> "Commit":
+        """Fold a later commit into this one (one store transaction for several batches)."""
+        self.audit.extend(later.audit)
+        for aid, up in later.upserts.items():
+            self.upserts.pop(aid, None)  # keep the order of the last write
+            self.upserts[aid] = up
+        self.outbox.extend(later.outbox)
+        self.silences_put.extend(later.silences_put)
+        self.silences_deleted.extend(later.silences_deleted)
+        if later.engine_state is not None:
+            self.engine_state = later.engine_state
+        return self
+
+
+# Silence times must be representable as timestamps (years 1..9999): anything else would be
+# stored and then fail every listing (ends_at 1e300 once made GET /api/silences answer 500).
+SILENCE_MIN_S = -62135596800.0  # 0001-01-01T00:00:00Z
+SILENCE_MAX_S = 253402214400.0  # 9999-12-31T00:00:00Z (a day short of the end: local offsets)
+
+
+def check_silence_time(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected epoch seconds")
+    try:
+        f = float(value)
+    except OverflowError:
+        raise ValueError(f"{name}: {value!r} is out of range") from None
+    if not (SILENCE_MIN_S <= f <= SILENCE_MAX_S):  # also refuses NaN and infinities
+        raise ValueError(f"{name}: {value!r} is not a time between the years 1 and 9999")
+    return f
 
 
 class Lifecycle:
@@ -372,7 +405,14 @@ class Lifecycle:
             if a.id not in self.by_id:
                 self.resolved[a.id] = a
         for d in silences:
-            s = Silence.from_dict(d)
+            try:
+                s = Silence.from_dict(d)
+                check_silence_time(s.ends_at, "ends_at")
+                if s.starts_at is not None:
+                    check_silence_time(s.starts_at, "starts_at")
+            except (KeyError, TypeError, ValueError) as exc:  # written by an older version: never load it
+                log.warning("dropping a stored silence that cannot apply: %s", exc)
+                continue
             self.silences[s.id] = s
 
     def get_state(self) -> dict:

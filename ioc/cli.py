@@ -20,29 +20,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from ioc.api import create_app
-    from ioc.config import build_config
+    from ioc.config import ConfigError, build_config
     from ioc.demo import DemoFeed
+    from ioc.journal import DataDirLock, DataDirLocked
     from ioc.runtime import Runtime
     from ioc.serve import run_loop, server, settle_gc
     from ioc.wiring import build_alerting, build_pipeline
 
-    config = build_config(
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        demo=args.demo,
-        speed=args.speed if args.speed is not None else (60.0 if args.demo else 1.0),
-        seed=args.seed,
-        catalog_path=args.catalog,
-        rules_dir=args.rules,
-    )
+    try:
+        config = build_config(
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            demo=args.demo,
+            speed=args.speed if args.speed is not None else (60.0 if args.demo else 1.0),
+            seed=args.seed,
+            catalog_path=args.catalog,
+            rules_dir=args.rules,
+        )
+    except ConfigError as exc:
+        print(f"ioc: {exc}", file=sys.stderr)
+        return 2
+    try:  # one process per data dir, before anything in it is opened (the kernel frees it on a crash)
+        lock = DataDirLock(config.data_dir)
+    except DataDirLocked as exc:
+        print(f"ioc: {exc}", file=sys.stderr)
+        return 3
     catalog = _catalog(config.catalog_path)
     alerting = build_alerting(config, catalog)
     pipeline = build_pipeline(catalog, alerting.engine)
-    runtime = Runtime(config, catalog, pipeline)
+    runtime = Runtime(config, catalog, pipeline, lock=lock)
     alerting.attach(runtime)
     if config.demo:
-        runtime.feeds.append(DemoFeed(catalog, config.seed, config.speed))
+        demo = DemoFeed(catalog, config.seed, config.speed)
+        demo.attach(runtime)  # the simulated clock is the live "now" (future-dated input is refused against it)
+        runtime.feeds.append(demo)
     if args.vrain_url:
         from ioc.feeds import VrainFeed
 
@@ -55,12 +67,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = create_app(runtime, alerts_router=alerting.router(runtime))
 
     async def serve() -> None:
+        print(f"restoring state from {config.data_dir.resolve()} ...", flush=True)
         await runtime.start()
         alerting.start(runtime)
         asyncio.get_running_loop().call_later(1.0, settle_gc)  # once serving: state is ready before it
         url = f"http://{config.host}:{config.port}"
         print(f"IOC monitor: wall {url}/  console {url}/console  metrics {url}/metrics", flush=True)
-        print(f"data dir: {config.data_dir.resolve()}  restored {runtime.restored_events} journaled events", flush=True)
+        print(f"data dir: {config.data_dir.resolve()}  restored {runtime.restored_events} journaled events "
+              f"({runtime.restored_entries} batches) in {runtime.restore_seconds:.2f} s", flush=True)
+        if runtime.quarantined:
+            print(f"restore: {runtime.quarantined} item(s) quarantined in {runtime.quarantine.path}", flush=True)
         if config.demo:
             print(f"demo: simulated feeds at {config.speed:g}x real time", flush=True)
             print(f"demo operator token: {config.operator_token.reveal()}", flush=True)
@@ -72,7 +88,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             await runtime.stop()
             alerting.close()
 
-    run_loop(serve())
+    try:
+        run_loop(serve())
+    finally:
+        lock.release()  # after the store is closed (a crash releases it too: the kernel does)
     return 0
 
 
@@ -85,23 +104,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from alerts.backtest import backtest, format_backtest
+    from ioc.replay import EXIT_UNREADABLE, InputFiles, core_rejections_at_lines
     from ioc.wiring import build_pipeline, build_rules
-    from sensors.replay import iter_batches
 
     catalog = _catalog(args.catalog)
     rules = build_rules(args.rules)
+    inputs = InputFiles(args.files, "backtest", sys.stderr)
+    if not inputs.check():  # missing/unreadable input: one line each, nothing run
+        return EXIT_UNREADABLE
     pipeline = build_pipeline(catalog)  # indicators only; the backtest runs the rules
 
     def batches():
-        for batch in iter_batches(args.files):
-            for r in batch.rejections:
-                print(f"{batch.source}:{r.position}: {r.reason}: {r.detail}", file=sys.stderr)
+        for batch in inputs.batches():
+            refused = list(batch.rejections)
+            out = []
             for segment in pipeline.segments(batch.events):  # rules see every 5-minute step
                 result = pipeline.process(segment)
-                yield segment, result.indicators, pipeline.watermarks
+                if result.rejections:  # future-dated / too late: by line number, never counted
+                    refused.extend(result.rejections)
+                out.append((segment, result.indicators, dict(pipeline.watermarks)))
+            if len(refused) > len(batch.rejections):
+                refused = [*batch.rejections, *core_rejections_at_lines(refused[len(batch.rejections):], batch.events,
+                                                                        batch.positions)]
+            for r in sorted(refused, key=lambda r: r.position):
+                print(f"{batch.source}:{r.position}: {r.reason}: {r.detail}", file=sys.stderr)
+            yield from out
 
     print(format_backtest(backtest(batches(), rules=rules, catalog=catalog)))
-    return 0
+    return inputs.finish()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,14 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     run.set_defaults(func=cmd_run)
 
+    from ioc.replay import exit_help
+
     rep = sub.add_parser(
         "replay",
         help="run the pipeline over recorded JSONL as fast as possible, in event time",
-        description="Replay recorded JSONL events through the embedded pipeline (no sleeping, event time). "
-        "Bad lines are reported on stderr with their line numbers and skipped. "
+        description="Replay recorded JSONL events through the embedded pipeline (no sleeping, event time).\n"
+        "Bad lines are reported on stderr with their line numbers and skipped.\n"
         "Two runs over the same input write byte-identical output.",
+        epilog=exit_help("replay"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    rep.add_argument("files", nargs="+", type=Path, help="JSONL files of input events")
+    rep.add_argument("files", nargs="+", type=Path, help="JSONL files of input events (.gz: gzip)")
     rep.add_argument("--emit", type=Path, default=None, help="write every output record to this JSONL file (else print a summary)")
     rep.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the demo province)")
     rep.add_argument("--rules", type=Path, default=None, help="directory of alert rule YAML files")
@@ -146,8 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
         "backtest",
         help="run alert rules over recorded data and print what would have fired, when and for how long",
         description="Backtest alert rules over recorded JSONL in event time, to tune thresholds before deployment.",
+        epilog=exit_help("backtest"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bt.add_argument("files", nargs="+", type=Path, help="JSONL files of input events")
+    bt.add_argument("files", nargs="+", type=Path, help="JSONL files of input events (.gz: gzip)")
     bt.add_argument("--rules", type=Path, default=None, help="directory of rule YAML files overriding the built-in pack")
     bt.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the demo province)")
     bt.set_defaults(func=cmd_backtest)

@@ -45,6 +45,9 @@ class Config:
     webhook_url: Secret | None = None
     checkpoint_interval_s: float = 5.0
     journal_fsync: bool = False
+    # live input more than this far ahead of "now" (the wall clock; in the demo its simulated
+    # clock) is refused as future_timestamp and never moves a watermark
+    future_skew_s: float = 300.0
     extra: dict = field(default_factory=dict)
 
     def tokens(self) -> dict[str, str]:
@@ -55,6 +58,35 @@ class Config:
         if self.operator_token:
             out[self.operator_token.reveal()] = "operator"
         return out
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+def _env_float(name: str, minimum: float, maximum: float) -> float | None:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number") from None
+    if not (minimum <= value <= maximum):  # also refuses NaN
+        raise ConfigError(f"{name}={raw!r}: expected a number between {minimum:g} and {maximum:g}")
+    return value
+
+
+def _env_bool(name: str) -> bool | None:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
 
 
 def _env_secret(name: str) -> Secret | None:
@@ -80,6 +112,16 @@ def build_config(**flags) -> Config:
     values.setdefault("viewer_token", viewer)
     values.setdefault("operator_token", operator)
     values.setdefault("webhook_url", _env_secret("IOC_WEBHOOK_URL"))
+    for key, env_name, lo, hi in (("future_skew_s", "IOC_FUTURE_SKEW_S", 0.0, 86400.0),
+                                  ("checkpoint_interval_s", "IOC_CHECKPOINT_INTERVAL_S", 0.05, 86400.0)):
+        if key not in values:
+            v = _env_float(env_name, lo, hi)
+            if v is not None:
+                values[key] = v
+    if "journal_fsync" not in values:
+        fsync = _env_bool("IOC_JOURNAL_FSYNC")
+        if fsync is not None:
+            values["journal_fsync"] = fsync
     for key in ("data_dir", "catalog_path", "rules_dir"):
         if key in values and values[key] is not None:
             values[key] = Path(values[key])

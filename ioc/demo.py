@@ -6,6 +6,10 @@ alerts are live when the wall opens; it catches up at once, then runs at
 `speed` × real time.  Progress travels with each batch into the journal, so a restart
 resumes the simulators exactly where the processed input stopped: no event
 is generated twice or skipped.
+
+The simulated clock is the demo's live "now": input (HTTP included) more than
+`Config.future_skew_s` ahead of it is refused as future-dated, exactly as
+real input is refused against the wall clock outside the demo.
 """
 
 from __future__ import annotations
@@ -25,6 +29,22 @@ class DemoFeed:
         self.seed = seed
         self.speed = speed
         self.tick_s = tick_s
+        self.until: float | None = None
+        self._runtime = None
+
+    def attach(self, runtime) -> None:
+        """Make the simulated clock the runtime's live "now"."""
+        self._runtime = runtime
+        runtime.live_now = self.now
+
+    def now(self) -> float:
+        """Simulated time: how far the simulators have run (after a restart: where they stopped)."""
+        if self.until is not None:
+            return self.until
+        state = self._runtime.sim_state if self._runtime is not None else {}
+        if state.get("seed") == self.seed and "until" in state:
+            return float(state["until"])
+        return time.time()
 
     def _make(self, start: float, storm_at: float) -> list[Any]:
         from sensors.simulate import demo_simulators
@@ -48,6 +68,7 @@ class DemoFeed:
             sims = self._make(start, storm_at)
             catch_up_to = now
         self.start, self.storm_at = start, storm_at
+        self.until = until
         while until < catch_up_to:
             until = min(until + CATCH_UP_STEP_S, catch_up_to)
             await self._emit(runtime, sims, until)
@@ -62,6 +83,7 @@ class DemoFeed:
     async def _emit(self, runtime, sims, until: float) -> None:
         from sensors.simulate import advance_all
 
+        self.until = until
         events = advance_all(sims, until)
         meta = {"sim": {"seed": self.seed, "start": self.start, "storm_at": self.storm_at, "until": until}}
         await runtime.submit(events, source="simulator", meta=meta)

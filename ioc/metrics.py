@@ -66,6 +66,39 @@ class Metrics:
         self.checkpoint_seconds = Gauge(
             "ioc_checkpoint_duration_seconds", "Duration of the last checkpoint write.", registry=r
         )
+        # durability and recovery (embedded runtime)
+        self.checkpoint_failures = Counter(
+            "ioc_checkpoint_failures",
+            "Checkpoints that could not be captured or written (retried with backoff; health is degraded).",
+            registry=r,
+        )
+        self.restore_quarantined = Counter(
+            "ioc_restore_quarantined",
+            "Items a restore could not decode or apply, moved to DATA_DIR/quarantine.jsonl, by what "
+            "(checkpoint, journal_line, journal_entry, journal_op).",
+            ["what"],
+            registry=r,
+        )
+        self.restore_seconds = Gauge(
+            "ioc_restore_duration_seconds", "Duration of the last restore (checkpoint + journal tail).", registry=r
+        )
+        self.restored_entries = Gauge(
+            "ioc_restore_journal_entries", "Journal entries re-processed by the last restore.", registry=r
+        )
+        self.batch_failures = Counter(
+            "ioc_batch_failures",
+            "Batches whose processing raised: answered with internal_error, never journaled, state rebuilt.",
+            ["source"],
+            registry=r,
+        )
+        self.events_duplicate = Counter(
+            "ioc_events_duplicate", "Events seen again with the same value (changed nothing), by feed.", ["feed"],
+            registry=r,
+        )
+        self.events_corrected = Counter(
+            "ioc_events_corrected", "Events that replaced an earlier value of the same key, by feed.", ["feed"],
+            registry=r,
+        )
         # indicator gauges (catalog entities only → bounded)
         self.rain_mm = Gauge("ioc_rain_mm", "Rain over a window, by station.", ["window", "station"], registry=r)
         self.dossier_rate = Gauge(
@@ -173,3 +206,33 @@ class WorkerMetrics:
         self.watermark = Gauge(
             "ioc_worker_watermark_timestamp_seconds", "Event-time watermark per feed and partition.", ["feed", "partition"], registry=r
         )
+        self.dependency_up = Gauge(
+            "ioc_worker_dependency_up",
+            "1 while the dependency answers, 0 during an outage (calls are retried with backoff).",
+            ["dependency"],
+            registry=r,
+        )
+        self.dependency_outages = Counter(
+            "ioc_worker_dependency_outages", "Outages of a dependency seen by this worker.", ["dependency"], registry=r
+        )
+        self.retries = Counter(
+            "ioc_worker_dependency_retries", "Calls retried because a dependency was unavailable.", ["dependency"], registry=r
+        )
+        self.state_lost = Counter(
+            "ioc_worker_redis_state_lost",
+            "Times Redis had lost a partition's keys (restart without persistence, FLUSHALL) and the owner re-wrote them.",
+            registry=r,
+        )
+        self.rewinds = Counter(
+            "ioc_worker_rewinds",
+            "Seeks back to the checkpoint because Kafka delivered past it (Redis behind the committed offset).",
+            ["topic"],
+            registry=r,
+        )
+        self.offset_gaps = Counter(
+            "ioc_worker_offset_gaps", "Offsets missing from the log (retention) that a rewind could not re-read.", ["topic"], registry=r
+        )
+        self.redis_aof = Gauge(
+            "ioc_worker_redis_aof_enabled", "1 when Redis runs with appendonly yes, 0 when not, -1 when unknown.", registry=r
+        )
+        self.redis_aof.set(-1)

@@ -102,10 +102,11 @@ class Alerting:
 class JournaledActions:
     """The operator API's view of the engine (event sourcing).
 
-    Acknowledgements and silences are written to the journal, in order with
-    the events, before they are applied: a restart replays checkpoint +
-    journal and re-derives exactly the same alerts, acknowledgements included.
-    Reads go straight to the engine.
+    An acknowledgement or silence is checked first (an action that would be
+    refused is answered with its error and never journaled), then written to
+    the journal, in order with the batches, and flushed, then applied: a
+    restart replays checkpoint + journal and re-derives exactly the same
+    alerts, acknowledgements included.  Reads go straight to the engine.
     """
 
     def __init__(self, engine, runtime) -> None:
@@ -116,11 +117,13 @@ class JournaledActions:
         return getattr(self._engine, name)
 
     def acknowledge(self, alert_id: str, by: str, comment: str | None = None, at: float | None = None):
-        op = {"op": "ack", "id": alert_id, "by": by, "comment": comment, "at": at}
-        self._runtime.journal_op(op)
+        if self._engine.check_acknowledge(alert_id):  # raises NotFound / NotActive; False: already acknowledged
+            op = {"op": "ack", "id": alert_id, "by": by, "comment": comment, "at": at}
+            self._runtime.journal_op(op)
         return self._engine.acknowledge(alert_id, by, comment, at)
 
     def add_silence(self, matchers, ends_at, *, starts_at=None, by="", comment="", created_at=None):
+        self._engine.check_silence(matchers, ends_at, starts_at)  # ValueError → 422, nothing journaled
         op = {"op": "silence_add", "matchers": matchers, "ends_at": ends_at, "starts_at": starts_at,
               "by": by, "comment": comment, "created_at": created_at}
         self._runtime.journal_op(op)
@@ -128,12 +131,20 @@ class JournaledActions:
                                         created_at=created_at)
 
     def remove_silence(self, silence_id: str) -> bool:
+        if not any(s.id == silence_id for s in self._engine.silences()):
+            return False
         self._runtime.journal_op({"op": "silence_remove", "id": silence_id})
         return self._engine.remove_silence(silence_id)
 
 
 def apply_op(engine, op: dict) -> None:
-    """Replay one journaled operator action; one that failed live fails the same way and is skipped."""
+    """Replay one journaled operator action.
+
+    One that no longer applies (the alert is gone, the silence is refused by this version)
+    is skipped with a log line; anything else raises, and the restore quarantines the op.
+    """
+    if not isinstance(op, dict) or "op" not in op:
+        raise ValueError(f"not an operator action: {op!r}"[:200])
     try:
         if op["op"] == "ack":
             engine.acknowledge(op["id"], op["by"], op.get("comment"), op.get("at"))
@@ -142,8 +153,10 @@ def apply_op(engine, op: dict) -> None:
                                comment=op.get("comment", ""), created_at=op.get("created_at"))
         elif op["op"] == "silence_remove":
             engine.remove_silence(op["id"])
-    except (KeyError, ValueError):  # NotFound is a KeyError, NotActive a ValueError
-        log.info("journaled operator action %s no longer applies", op.get("op"))
+        else:
+            raise TypeError(f"unknown operator action {op['op']!r}"[:200])
+    except (KeyError, ValueError) as exc:  # NotFound is a KeyError, NotActive a ValueError
+        log.info("journaled operator action %s no longer applies: %s", op.get("op"), exc)
 
 
 def build_alerting(config: Config, catalog: Catalog) -> Alerting:

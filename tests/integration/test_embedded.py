@@ -75,7 +75,8 @@ def test_malformed_ingest_is_refused_counted_and_dead_lettered(ioc_server):
 
     # valid data in the same body is processed
     wm = httpx.get(url + "/healthz").json()["watermarks"]["rain"]
-    good = {"kind": "rain", "station": "VP-002", "ts": wm, "rain_mm": 1.0}
+    # a key the simulators never send (the same station and ts would be a correction of theirs)
+    good = {"kind": "rain", "station": "HTTP-TEST-1", "ts": wm, "rain_mm": 1.0}
     lines = "\n".join([json.dumps(good), "garbage", json.dumps(bad)])
     r = httpx.post(url + "/api/ingest", content=lines.encode())
     assert r.status_code == 200
