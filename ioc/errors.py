@@ -23,6 +23,7 @@ class Reason(StrEnum):
     TOO_DEEP = "too_deep"  # JSON nested deeper than ioc.events.MAX_DEPTH
     INTERNAL_ERROR = "internal_error"  # the server failed on a valid event; it was not processed, retry it
     UNKNOWN_ENTITY_LIMIT = "unknown_entity_limit"  # a new id missing from the catalog, past the feed's cap (streams.window)
+    TOO_FREQUENT = "too_frequent"  # more distinct readings of one station in one 5-minute bucket than kept (streams.rain)
     UNREADABLE = "unreadable"  # an input file that cannot be opened or read to its end (sensors.replay)
 
 

@@ -1,10 +1,26 @@
 """Dossier indicators per unit, rolled up to every ancestor unit.
 
-Per dossier a small record is kept: its status events ``(t, seq, status)``
-in event-time order and, for each attribute (unit, channel, due, fee,
-paid_online, digitized), the latest non-null value by event time (ties: the
-later arrival wins).  Everything a dossier contributes is derived from that
-record, so events may arrive in any order.
+Per dossier a small record is kept: its status events
+``(t, seq, status, values)`` in event-time order, ``values`` being the
+event's attributes (unit, channel, due, fee, paid_online, digitized) as one
+tuple, shared between events with the same values.  Each attribute's
+effective value is the latest non-null one by event time (ties: the earlier
+arrival of the key first).  Everything a dossier contributes is derived
+from that record, so events may arrive in any order.
+
+Event identity: the natural key is ``(dossier, status, ts)`` (ts at
+0.01 s).  An event whose key is in the record with the same values is a
+duplicate (nothing changes, nothing is emitted); with other values (e.g. a
+re-sent ``received`` with another channel, due or digitized flag) it is a
+correction: the entry's values are replaced, the dossier re-derived and its
+counters moved to the new contribution (in every period, and between units
+when the unit changed), like a late event.  Identity lasts as long as the
+record: the current year (closed dossiers are dropped at the year rollover,
+and events before the year start are refused as too late).
+
+Units missing from the catalog are counted and flagged unknown, up to
+``max_unknown_entities`` of them; an event naming one more is refused with
+``unknown_entity_limit`` (streams.window).
 
 Counting.  A dossier's contribution is a bit mask over (metric × window)
 for the *current* calendar periods (day, month, year containing the
@@ -14,7 +30,7 @@ Periods only move forward and every admitted event is at or before the
 watermark, so when the watermark enters a new period no dossier can yet
 contribute to it: that window's counters are simply reset.
 
-Definitions (DESIGN §3.5, DOMAIN §1):
+Definitions (docs/architecture.md, indicator catalogue):
 
 * received / online / digitized / fee-bearing / paid online: by the period
   of the dossier's first ``received`` event; flags count whenever they
@@ -51,13 +67,15 @@ from bisect import insort
 from operator import attrgetter
 from typing import Any, Sequence
 
+import numpy as np
+
 from ioc.catalog import Catalog
 from ioc.events import Event
 from ioc.records import Indicator
 from ioc.timeutil import day_start, format_ts, month_start, period_key, year_start
-from streams.core import ProcessResult
+from streams.core import Outcome, ProcessResult
 from streams.ranking import rank_units, unit_score
-from streams.window import FUTURE, FUTURE_S, SKEW_S, TOO_LATE, rejection
+from streams.window import FUTURE, FUTURE_S, MAX_UNKNOWN_ENTITIES, SKEW_S, TOO_LATE, cap_rejection, rejection
 
 WINDOWS = ("day", "month", "year")
 CLOSED = frozenset(("processed", "returned", "rejected", "withdrawn"))
@@ -74,17 +92,29 @@ _RECEIVED, _ONLINE, _DIGITIZED, _FEE, _PAID, _PROCESSED, _DEN, _ONTIME = (1 << (
 _SCORE_BITS = (_RECEIVED | _ONLINE | _DIGITIZED | _FEE | _PAID | _DEN | _ONTIME) << 2  # year window
 
 
+_ACC, _DUP, _COR, _REJ = (int(o) for o in Outcome)
+
+
 class _Dossier:
-    __slots__ = ("statuses", "attrs", "ver", "summary")
+    __slots__ = ("statuses", "ver", "summary")
 
     def __init__(self) -> None:
-        self.statuses: list[tuple[float, int, str]] = []
-        self.attrs: dict[str, tuple[float, int, Any]] = {}
+        self.statuses: list[tuple[float, int, str, tuple]] = []  # (t, seq, status, values), sorted
         self.ver = 0
         self.summary: tuple | None = None
 
 
-def derive(statuses: Sequence[tuple[float, int, str]], attrs: dict[str, tuple[float, int, Any]]) -> tuple:
+def effective(statuses: Sequence[tuple[float, int, str, tuple]]) -> list:
+    """Each attribute's latest non-null value by event time (ATTRS order)."""
+    cur = [None] * len(ATTRS)
+    for entry in statuses:
+        for j, v in enumerate(entry[3]):
+            if v is not None:
+                cur[j] = v
+    return cur
+
+
+def derive(statuses: Sequence[tuple[float, int, str, tuple]]) -> tuple:
     """Summary of one dossier: (unit, recv_t, online, digitized, fee, paid,
     processed_t, on_time, closed, deadline, frozen_overdue)."""
     recv_t = processed_t = None
@@ -94,7 +124,21 @@ def derive(statuses: Sequence[tuple[float, int, str]], attrs: dict[str, tuple[fl
     n_supp = 0
     paused_at_proc = 0.0
     supp_at_proc = 0
-    for t, _, status in statuses:
+    unit = channel = due = fee_v = paid_v = dig_v = None
+    for t, _, status, vals in statuses:
+        u, c, du, f, pa, dg = vals
+        if u is not None:
+            unit = u
+        if c is not None:
+            channel = c
+        if du is not None:
+            due = du
+        if f is not None:
+            fee_v = f
+        if pa is not None:
+            paid_v = pa
+        if dg is not None:
+            dig_v = dg
         if open_since is not None:  # the next status event ends the wait for the citizen
             paused += t - open_since
             open_since = None
@@ -112,9 +156,6 @@ def derive(statuses: Sequence[tuple[float, int, str]], attrs: dict[str, tuple[fl
                 paused_at_proc = paused
                 supp_at_proc = n_supp
 
-    get = attrs.get  # attrs values are (t, seq, value)
-    a = get("due_t")
-    due = None if a is None else a[2]
     on_time = None
     if processed_t is not None and due is not None:
         on_time = supp_at_proc <= 1 and processed_t <= due + paused_at_proc
@@ -125,16 +166,10 @@ def derive(statuses: Sequence[tuple[float, int, str]], attrs: dict[str, tuple[fl
             frozen = due + paused < open_since
         else:
             deadline = due + paused
-    a = get("fee")
-    fee = a is not None and a[2] is True
-    a = get("paid_online")
-    paid = fee and a is not None and a[2] is True
-    a = get("unit")
-    unit = None if a is None else a[2]
-    a = get("channel")
-    online = a is not None and a[2] == "online"
-    a = get("digitized")
-    digitized = a is not None and a[2] is True
+    fee = fee_v is True
+    paid = fee and paid_v is True
+    online = channel == "online"
+    digitized = dig_v is True
     return (unit, recv_t, online, digitized, fee, paid, processed_t, on_time, closed, deadline, frozen)
 
 
@@ -157,8 +192,9 @@ class DossierProcessor:
 
     feed = "dossier"
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, max_unknown_entities: int = MAX_UNKNOWN_ENTITIES) -> None:
         self.catalog = catalog
+        self.max_unknown_entities = max_unknown_entities
         self._level = {u.id: u.level for u in catalog.units.values()}
         self._targets_cache: dict[str, tuple[str, ...]] = {}
         self._reset()
@@ -168,6 +204,8 @@ class DossierProcessor:
         self._seq = 0
         self._d: dict[str, _Dossier] = {}
         self._tomb: set[str] = set()
+        self._unknown_units: set[str] = set()  # units missing from the catalog that events named
+        self._vals: dict[tuple, tuple] = {}  # interned value tuples
         self._counters: dict[str, list[int]] = {}
         self._heap: list[tuple[float, str, int]] = []
         self._sent: dict[tuple[str, str, str], tuple[Any, str | None]] = {}
@@ -308,9 +346,14 @@ class DossierProcessor:
     def process(self, events: Sequence[Event], now: float | None = None) -> ProcessResult:
         result = ProcessResult()
         if not events:
-            return result
+            return result.set_outcome(np.zeros(0, dtype=np.int8))
         limit = None if now is None else now + SKEW_S + FUTURE_S
         event = self._event
+        units = self.catalog.units
+        unknown_units = self._unknown_units
+        outcome: list[int] = []
+        append = outcome.append
+        changed = 0
         for i, ev in enumerate(events):
             t = ev.t
             w = self._w
@@ -320,30 +363,59 @@ class DossierProcessor:
                 fut = w is not None and t > w + FUTURE_S
             if fut:
                 result.rejections.append(rejection(self.feed, ev, FUTURE, t, w, now, "year", i))
+                append(_REJ)
                 continue
             if w is not None and t < self._ys:
                 result.rejections.append(
                     rejection(self.feed, ev, TOO_LATE, t, w, now, "calendar year", i)
                 )
+                append(_REJ)
                 continue
-            result.accepted += 1
+            did = ev.dossier
+            tomb = did in self._tomb  # closed last year: nothing to count, but time moves on
+            vals = _get_attrs(ev)
+            vals = self._vals.setdefault(vals, vals)
+            d = None if tomb else self._d.get(did)
+            j = None
+            if d is not None:
+                tc = round(t * 100.0)
+                status = ev.status
+                for jj, entry in enumerate(d.statuses):
+                    if entry[2] == status and round(entry[0] * 100.0) == tc:
+                        j = jj
+                        break
+                if j is not None and d.statuses[j][3] == vals:
+                    append(_DUP)
+                    continue
+            unit = ev.unit
+            if not tomb and unit not in units and unit not in unknown_units:
+                if len(unknown_units) >= self.max_unknown_entities:
+                    result.rejections.append(
+                        cap_rejection(self.feed, ev, f"unit {unit!r}", self.max_unknown_entities, i)
+                    )
+                    append(_REJ)
+                    continue
+                unknown_units.add(unit)
+            append(_ACC if j is None else _COR)
+            changed += 1
             if w is None or t > w:
                 heap = self._heap
                 if t >= self._next_day or (heap and heap[0][0] < t):
                     self._advance(t)
                 else:
                     self._w = t  # the common case of _advance: nothing rolls over, nothing falls due
-            event(ev, t, w is not None and t < w)
-        if self._w is not None and result.accepted:
+                if did in self._tomb:  # the advance closed a year and dropped this dossier
+                    continue
+                d = self._d.get(did)
+            if not tomb:
+                event(ev, t, w is not None and t < w, d, j, vals)
+        if self._w is not None and changed:
             result.indicators = self._emit()
-        return result
+        return result.set_outcome(np.array(outcome, dtype=np.int8))
 
-    def _event(self, ev: Any, t: float, late: bool) -> None:
+    def _event(self, ev: Any, t: float, late: bool, d: _Dossier | None, j: int | None, vals: tuple) -> None:
+        """Apply one admitted event: a new entry (j None) or a correction of entry j of dossier d."""
         did = ev.dossier
-        if did in self._tomb:
-            return
-        self._seq = seq = self._seq + 1
-        d = self._d.get(did)
         if d is None:
             d = self._d[did] = _Dossier()
             old = None
@@ -351,14 +423,13 @@ class DossierProcessor:
         else:
             old = d.summary
             old_mask = self._mask(old)
-        insort(d.statuses, (t, seq, ev.status))
-        a = d.attrs
-        for name, v in zip(ATTRS, _get_attrs(ev)):
-            if v is not None:
-                cur = a.get(name)
-                if cur is None or t >= cur[0]:
-                    a[name] = (t, seq, v)
-        new = d.summary = derive(d.statuses, a)
+        if j is None:
+            self._seq = seq = self._seq + 1
+            insort(d.statuses, (t, seq, ev.status, vals))
+        else:  # a correction keeps the entry's place (time and arrival order)
+            e = d.statuses[j]
+            d.statuses[j] = (e[0], e[1], e[2], vals)
+        new = d.summary = derive(d.statuses)
         new_mask = self._mask(new)
         pend = self._pend
         if old is not None and old[0] != new[0]:
@@ -573,13 +644,14 @@ class DossierProcessor:
     def get_state(self) -> dict[str, Any]:
         self._flush_pending()
         return {
-            "version": 1,
+            "version": 2,
             "watermark": self._w,
             "seq": self._seq,
             "dossiers": [
-                [did, [list(s) for s in d.statuses], {k: list(v) for k, v in d.attrs.items()}, d.ver]
+                [did, [[t, sq, st, list(v)] for t, sq, st, v in d.statuses], d.ver]
                 for did, d in self._d.items()
             ],
+            "unknown_units": sorted(self._unknown_units),
             "tombstones": sorted(self._tomb),
             "counters": {u: list(c) for u, c in self._counters.items()},
             "sent": [[n, w, e, v, p] for (n, w, e), (v, p) in self._sent.items()],
@@ -592,17 +664,32 @@ class DossierProcessor:
         if w is not None:
             self._advance(w)
         self._dirty.clear()
-        for did, statuses, attrs, ver in state["dossiers"]:
+        intern = self._vals
+        for row in state["dossiers"]:
             d = _Dossier()
-            d.statuses = [(float(t), int(s), st) for t, s, st in statuses]
-            d.attrs = {k: (float(v[0]), int(v[1]), v[2]) for k, v in attrs.items()}
+            if len(row) == 4:  # version 1: per attribute (t, seq, value) of the event that set it
+                did, statuses, attrs, ver = row
+                by_seq: dict[int, list] = {}
+                for name, (_, sq, v) in attrs.items():
+                    if name in ATTRS:
+                        by_seq.setdefault(int(sq), [None] * len(ATTRS))[ATTRS.index(name)] = v
+                entries = [(t, sq, st, by_seq.get(int(sq), [None] * len(ATTRS))) for t, sq, st in statuses]
+            else:
+                did, entries, ver = row
+            for t, sq, st, v in entries:
+                v = tuple(v)
+                d.statuses.append((float(t), int(sq), st, intern.setdefault(v, v)))
+            d.statuses.sort()
             d.ver = ver
-            d.summary = derive(d.statuses, d.attrs)
+            d.summary = derive(d.statuses)
             self._d[did] = d
             dl = d.summary[9]
             if dl is not None and not dl < self._w:
                 self._heap.append((dl, did, ver))
         heapq.heapify(self._heap)
         self._tomb = set(state["tombstones"])
+        units = self.catalog.units
+        self._unknown_units = set(state.get("unknown_units", ()))
+        self._unknown_units |= {u for u in state["counters"] if u not in units}
         self._counters = {u: list(c) for u, c in state["counters"].items()}
         self._sent = {(n, wn, e): (v, p) for n, wn, e, v, p in state["sent"]}

@@ -4,6 +4,13 @@ Routes a batch by feed to its processor, hands the indicator records (and
 the accepted events) to the alert engine, and returns everything in a fixed
 order, so a replay of the same batches writes the same bytes.  Both the
 embedded runtime and the Faust agents call `process`.
+
+Positions: `process(events)` returns one `Outcome` per event of `events`
+(``result.outcome``, int8, input order) and rejections whose ``position``
+is the index of their event in `events`; a caller holding the events'
+positions in a body or file maps them with ``positions[r.position]``
+(`reject_positions`).  Only ACCEPTED and CORRECTED events reach the alert
+engine (a duplicate changes nothing, so it must not re-trigger anything).
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ import math
 from operator import attrgetter
 from typing import Any, Protocol, Sequence
 
+import numpy as np
+
 from ioc.catalog import Catalog
 from ioc.errors import Reason, Rejection
-from ioc.events import CameraEvent, DossierEvent, Event, RainEvent, encode_event
+from ioc.events import CameraEvent, DossierEvent, Event, RainEvent
 from ioc.records import Alert, Indicator
-from streams.core import ProcessResult, Processor
+from streams.core import OUTCOME_DTYPE, Outcome, ProcessResult, Processor
+from streams.window import MAX_UNKNOWN_ENTITIES
 
 
 class AlertSink(Protocol):
@@ -25,15 +35,16 @@ class AlertSink(Protocol):
     ) -> list[Alert]: ...
 
 
-def default_processors(catalog: Catalog) -> dict[str, Processor]:
+def default_processors(catalog: Catalog, max_unknown_entities: int = MAX_UNKNOWN_ENTITIES) -> dict[str, Processor]:
+    """The three feeds' processors; each keeps at most `max_unknown_entities` ids missing from the catalog."""
     from streams.cameras import CameraProcessor
     from streams.dossiers import DossierProcessor
     from streams.rain import RainProcessor
 
     return {
-        "rain": RainProcessor(catalog),
-        "dossier": DossierProcessor(catalog),
-        "camera": CameraProcessor(catalog),
+        "rain": RainProcessor(catalog, max_unknown_entities),
+        "dossier": DossierProcessor(catalog, max_unknown_entities),
+        "camera": CameraProcessor(catalog, max_unknown_entities),
     }
 
 
@@ -48,11 +59,12 @@ class Pipeline:
         engine: AlertSink | None = None,
         processors: dict[str, Processor] | None = None,
         eval_step_s: int = 300,
+        max_unknown_entities: int = MAX_UNKNOWN_ENTITIES,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
         self.eval_step_s = eval_step_s
-        self.processors = processors if processors is not None else default_processors(catalog)
+        self.processors = processors if processors is not None else default_processors(catalog, max_unknown_entities)
 
     @property
     def watermarks(self) -> dict[str, float]:
@@ -69,11 +81,24 @@ class Pipeline:
         """
         segments = self.segments(events)
         if len(segments) == 1:
-            return self._process_segment(segments[0], now)
+            return self._process_segment(events, now, 0)
         result = ProcessResult()
+        outcome = np.empty(len(events), dtype=OUTCOME_DTYPE)
+        start = 0
         for segment in segments:
-            result.extend(self._process_segment(segment, now))
+            out = self._process_segment(segment, now, start)
+            outcome[start : start + len(segment)] = out.outcome
+            out.outcome = None
+            result.extend(out)
+            start += len(segment)
+        result.outcome = outcome
         return result
+
+    def process_segment(self, events: Sequence[Event], now: float | None = None) -> ProcessResult:
+        """A batch already cut at step boundaries (a journaled segment) as one, without cutting it again:
+        a restart then reproduces the live run's evaluation points exactly, even where an event that
+        opened a step in the live batch was refused there."""
+        return self._process_segment(events, now, 0)
 
     def segments(self, events: Sequence[Event]) -> list[Sequence[Event]]:
         """The batch cut at each `eval_step_s` step of the running watermark."""
@@ -94,25 +119,48 @@ class Pipeline:
         bounds = [0, *cuts, len(events)]
         return [events[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
 
-    def _process_segment(self, events: Sequence[Event], now: float | None) -> ProcessResult:
-        by_feed: dict[str, list[Event]] = {}
-        for ev in events:
-            by_feed.setdefault(_FEED_OF_TYPE[type(ev)], []).append(ev)
+    def _process_segment(self, events: Sequence[Event], now: float | None, offset: int) -> ProcessResult:
+        """One segment (events[offset:...] of the caller's batch): by feed, then the alert engine."""
+        types = list(map(type, events))
+        kinds = set(types)
+        by_feed: dict[str, tuple[Sequence[Event], list[int] | None]] = {}
+        if len(kinds) == 1:
+            by_feed[_FEED_OF_TYPE[types[0]]] = (events, None)  # idx None: the identity
+        else:
+            for ty in kinds:
+                idx_t = [i for i, x in enumerate(types) if x is ty]
+                by_feed[_FEED_OF_TYPE[ty]] = ([events[i] for i in idx_t], idx_t)
         result = ProcessResult()
+        outcome = np.empty(len(events), dtype=OUTCOME_DTYPE)
         accepted: list[Event] = []
         for feed, processor in self.processors.items():
-            batch = by_feed.get(feed)
-            if not batch:
+            entry = by_feed.get(feed)
+            if entry is None:
                 continue
+            batch, idx = entry
             out = processor.process(batch, now)
             result.indicators.extend(out.indicators)
-            result.rejections.extend(out.rejections)
-            if out.rejections:
-                refused = {r.raw for r in out.rejections}
-                accepted.extend(ev for ev in batch if encode_event(ev) not in refused)
+            o = out.outcome
+            if o is None:  # a processor that does not report outcomes: its rejections only
+                o = np.zeros(len(batch), dtype=OUTCOME_DTYPE)
+                o[[r.position for r in out.rejections]] = Outcome.REJECTED
+            if idx is None:
+                outcome = np.asarray(o, dtype=OUTCOME_DTYPE)
             else:
+                outcome[idx] = o
+            if out.rejections:
+                result.rejections.extend(
+                    Rejection(r.reason, r.detail, r.feed, r.raw, offset + (r.position if idx is None else idx[r.position]))
+                    for r in out.rejections
+                )
+            if (o == Outcome.ACCEPTED).all():
                 accepted.extend(batch)
-        result.accepted = len(accepted)
+            else:
+                keep = ((o == Outcome.ACCEPTED) | (o == Outcome.CORRECTED)).tolist()
+                accepted.extend(ev for ev, k in zip(batch, keep) if k)
+        if not by_feed:
+            outcome = np.zeros(0, dtype=OUTCOME_DTYPE)
+        result.set_outcome(outcome)
         if self.engine is not None:
             result.alerts.extend(self.engine.process(accepted, result.indicators, self.watermarks))
         return result
@@ -139,17 +187,15 @@ class Pipeline:
 
 
 def reject_positions(rejections: list[Rejection], events: Sequence[Event], positions: Sequence[int]) -> list[Rejection]:
-    """Give processor rejections (future, too late) the input positions of their events."""
+    """Give `Pipeline.process` rejections the caller's positions of their events.
+
+    ``r.position`` is the index of the event in the `events` given to
+    `Pipeline.process`; `positions[i]` is event i's position in the body or
+    file.  (`events` is unused: kept for the callers' signature.)
+    """
     if not rejections:
         return []
-    by_raw: dict[bytes, int] = {}
-    for ev, pos in zip(events, positions):
-        by_raw.setdefault(encode_event(ev), pos)
-    out = []
-    for r in rejections:
-        pos = by_raw.get(r.raw, r.position)
-        out.append(Rejection(r.reason, r.detail, r.feed, r.raw, pos))
-    return out
+    return [Rejection(r.reason, r.detail, r.feed, r.raw, positions[r.position]) for r in rejections]
 
 
-__all__ = ["Pipeline", "AlertSink", "default_processors", "reject_positions", "Reason"]
+__all__ = ["Pipeline", "AlertSink", "Outcome", "default_processors", "reject_positions", "Reason"]

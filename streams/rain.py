@@ -1,7 +1,7 @@
 """Rain windows per station: rolling sums, the hydro-met rain day, rain class.
 
-Representation (DESIGN §4, §7)
-------------------------------
+Representation (docs/architecture.md: time semantics, budgets)
+--------------------------------------------------------------
 One ring buffer of 5-minute buckets shared by every station:
 ``buckets[slot, row]`` with ``slot = k mod 864`` (72 h of 300 s buckets) and
 one row per station.  Buckets hold **fixed-point hundredths of a millimetre
@@ -15,8 +15,8 @@ in uint16**:
   the running window sums receive exactly the amount that was stored, so
   windows always equal the sum of their buckets.
 
-10,000 stations × 864 buckets × 2 bytes = 16.5 MiB, under the 25 MiB budget
-(float32 would need 33 MiB).  Window sums are kept as running int32 totals
+10,000 stations × 864 buckets × 2 bytes = 16.5 MiB (float32 would need
+33 MiB).  Window sums are kept as running int32 totals
 (exact integer arithmetic, no float drift): when the watermark bucket
 advances, the buckets leaving each window are subtracted and their slots
 cleared; an admitted reading adds its stored delta to every window whose
@@ -25,6 +25,43 @@ bucket range contains it.  Emitted values are ``round_value(sum / 100)``.
 Windows ``1h 3h 6h 12h 24h 72h`` cover buckets ``K-n+1 … K`` with
 ``K = ceil(W / 300)`` (see streams.window).  ``rain_day`` covers
 ``rain_day_start(W) < t <= W`` (19:00 local is a bucket boundary).
+
+Event identity (natural key ``(station, ts)``, ts at 0.01 s)
+-------------------------------------------------------------
+Beside each bucket, ``codes[slot, row]`` (uint16) says which readings it
+holds: 0 = none; 1 … 30,000 = exactly one reading, at that offset inside
+the bucket in centiseconds (bucket ``k`` covers ``(k-1)·300 s < t <= k·300 s``,
+so the offset of a reading at ``t`` centiseconds is ``t − (k−1)·30,000``);
+``MULTI`` (65,535) = several readings, listed in a small overflow map
+``multi[k][row] = {offset_cs: hundredths}`` whose sum (saturated) is the
+bucket.  With one reading per bucket — the usual 5-minute cadence — the
+bucket *is* that reading's stored value, so no overflow entry exists and
+identity costs 2 bytes per bucket: 10,000 stations × 72 h = 16.5 MiB, for
+33 MiB of keys + windows in all (budget 40 MiB, docs/architecture.md).
+
+A reading whose key is already held is a **duplicate** when its stored value
+(hundredths, saturated) is the same — nothing changes, nothing is emitted —
+and a **correction** otherwise: the bucket becomes the new value (or the new
+overflow sum) and every window containing it gets new − old, then the
+changed indicators are re-emitted like a late reading's.  Codes and overflow
+entries are cleared with their bucket when it leaves the ring, i.e. identity
+holds for the whole 72 h horizon.  A reading admitted by time but whose
+bucket is already outside the ring (the oldest 5 minutes of the horizon)
+counts nothing and is reported as accepted.  Values compare at the stored
+resolution: a re-send that differs by less than 0.005 mm is a duplicate.
+
+Bound: the overflow map costs ~90 bytes per reading, so a station sending
+faster than every 5 minutes costs more (a 1-minute cadence ≈ 4 × 90 bytes
+per bucket beyond the first reading).  At most ``max_readings_per_bucket``
+(default 30, one per 10 s) distinct readings of one station are kept per
+5-minute bucket; a further new key there is refused with ``too_frequent``
+(re-sends and corrections of kept readings are still recognised).  Such a
+reading was admitted by time first, so it still counts for the watermark
+and the station's last-seen time.
+
+Unknown stations (missing from the catalog) get a row like any other, up to
+``max_unknown_entities``; past it their readings are refused with
+``unknown_entity_limit`` (streams.window).
 """
 
 from __future__ import annotations
@@ -36,17 +73,21 @@ from typing import Any, Sequence
 import numpy as np
 
 from ioc.catalog import Catalog
-from ioc.events import Event
+from ioc.errors import Reason, Rejection
+from ioc.events import Event, encode_event
 from ioc.records import Indicator
 from ioc.timeutil import format_ts, rain_day_start
-from streams.core import ProcessResult
+from streams.core import Outcome, ProcessResult
 from streams.window import (
+    MAX_UNKNOWN_ENTITIES,
     OK,
     STALE_S,
+    admit_capped,
     admit_times,
+    cap_rejection,
+    centis,
     array_from_state,
     array_state,
-    buckets_of,
     rejections_for,
     ring_slots,
     sorted_rank,
@@ -56,6 +97,12 @@ G_S = 300
 RING = 864  # 72 h of 5-minute buckets
 HORIZON_S = 72 * 3600.0
 MAX_BUCKET = 65535  # uint16 hundredths of a mm
+G_CS = G_S * 100  # bucket length in centiseconds
+CODE_EMPTY = 0
+CODE_MULTI = 65535  # several readings: see RainProcessor._multi
+CODE_LEGACY = 65534  # restored from a version-1 state: readings of unknown offsets, their sum in the bucket
+_ACC, _DUP, _COR, _REJ = (int(o) for o in Outcome)
+MAX_READINGS_PER_BUCKET = 30  # distinct readings of one station in one 5-minute bucket (one per 10 s)
 WINDOWS: tuple[tuple[str, int], ...] = (
     ("1h", 12),
     ("3h", 36),
@@ -67,7 +114,7 @@ WINDOWS: tuple[tuple[str, int], ...] = (
 DAY = len(WINDOWS)  # channel index of rain_day in the sums array
 W24 = 4
 N_CHANNELS = DAY + 1
-# 24 h classes (DOMAIN §2), in hundredths: <6 light, <=15 rain, <=50 moderate, <=100 heavy, else very_heavy
+# 24 h classes (docs/architecture.md), in hundredths: <6 light, <=15 rain, <=50 moderate, <=100 heavy, else very_heavy
 CLASS_BOUNDS = np.array([600, 1501, 5001, 10001], dtype=np.int64)
 CLASS_NAMES = ("light", "rain", "moderate", "heavy", "very_heavy")
 
@@ -101,11 +148,21 @@ class RainProcessor:
 
     feed = "rain"
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        max_unknown_entities: int = MAX_UNKNOWN_ENTITIES,
+        max_readings_per_bucket: int = MAX_READINGS_PER_BUCKET,
+    ) -> None:
         self.catalog = catalog
+        self.max_unknown_entities = max_unknown_entities
+        self.max_readings_per_bucket = max_readings_per_bucket
         self._ids: list[str] = []
         self._index: dict[str, int] = {}
         self._cap = 0
+        self._n_unknown = 0
+        # bucket k -> row -> {offset_cs: hundredths}: the buckets holding several readings
+        self._multi: dict[int, dict[int, dict[int, int]]] = {}
         self._alloc(len(catalog.stations) + 64)
         self._w: float | None = None  # watermark
         self._k: int | None = None  # watermark bucket
@@ -117,6 +174,7 @@ class RainProcessor:
         n = len(self._ids)
         old = self.__dict__.get("_buckets")
         buckets = np.zeros((RING, cap), dtype=np.uint16)
+        codes = np.zeros((RING, cap), dtype=np.uint16)
         sums = np.zeros((N_CHANNELS, cap), dtype=np.int32)
         sent = np.full((N_CHANNELS, cap), -1, dtype=np.int32)  # last emitted sums, -1 = never
         sent_class = np.full(cap, -1, dtype=np.int8)
@@ -125,13 +183,14 @@ class RainProcessor:
         unknown = np.zeros(cap, dtype=bool)
         if old is not None and n:
             buckets[:, :n] = self._buckets[:, :n]
+            codes[:, :n] = self._codes[:, :n]
             sums[:, :n] = self._sums[:, :n]
             sent[:, :n] = self._sent[:, :n]
             sent_class[:n] = self._sent_class[:n]
             sent_stale[:n] = self._sent_stale[:n]
             last_t[:n] = self._last_t[:n]
             unknown[:n] = self._unknown[:n]
-        self._buckets, self._sums, self._sent = buckets, sums, sent
+        self._buckets, self._codes, self._sums, self._sent = buckets, codes, sums, sent
         self._sent_class, self._sent_stale, self._last_t, self._unknown = sent_class, sent_stale, last_t, unknown
         self._cap = cap
 
@@ -144,16 +203,19 @@ class RainProcessor:
             i = len(self._ids)
             self._ids.append(name)
             self._index[name] = i
-            self._unknown[i] = name not in stations
+            unknown = name not in stations
+            self._unknown[i] = unknown
+            self._n_unknown += unknown
         self._rank = sorted_rank(self._ids)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of window state held in numpy arrays."""
+        """Bytes of window + identity state held in numpy arrays (see `multi_entries` for the rest)."""
         return sum(
             a.nbytes
             for a in (
                 self._buckets,
+                self._codes,
                 self._sums,
                 self._sent,
                 self._sent_class,
@@ -163,6 +225,11 @@ class RainProcessor:
                 self._rank,
             )
         )
+
+    @property
+    def multi_entries(self) -> int:
+        """Readings held in the overflow map (buckets with several readings)."""
+        return sum(len(d) for rows in self._multi.values() for d in rows.values())
 
     @property
     def watermark(self) -> float | None:
@@ -187,8 +254,16 @@ class RainProcessor:
                     self._sums[w, :n] -= b[sl, :n].sum(axis=0, dtype=np.int32)
             if d >= RING:
                 b[:, :n] = 0
+                self._codes[:, :n] = 0
+                self._multi.clear()
             else:
-                b[ring_slots(k + 1, k_new, RING), :n] = 0
+                sl = ring_slots(k + 1, k_new, RING)
+                b[sl, :n] = 0
+                self._codes[sl, :n] = 0
+                if self._multi:
+                    gone = k_new - RING
+                    for kk in [kk for kk in self._multi if kk <= gone]:
+                        del self._multi[kk]
         if ds_new != self._ds:
             lo, hi = max(ds_new + 1, k_new - RING + 1), k  # buckets after k are empty
             if lo <= hi:
@@ -200,28 +275,37 @@ class RainProcessor:
     # ---------------------------------------------------------------- process
     def process(self, events: Sequence[Event], now: float | None = None) -> ProcessResult:
         result = ProcessResult()
-        if not events:
-            return result
-        t = np.fromiter(map(_get_t, events), dtype=np.float64, count=len(events))
-        status, prior = admit_times(t, self._w, now, HORIZON_S)
+        n_in = len(events)
+        if not n_in:
+            return result.set_outcome(np.zeros(0, dtype=np.int8))
+        t = np.fromiter(map(_get_t, events), dtype=np.float64, count=n_in)
+        rows_l = list(map(self._index.get, map(_get_station, events)))
+        added = None
+        if None in rows_l:  # stations not seen yet: all unknown (the catalog's are registered)
+            room = max(0, self.max_unknown_entities - self._n_unknown)
+            new_ids = [() if r is not None else (ev.station,) for ev, r in zip(events, rows_l)]
+            status, prior, added = admit_capped(t, self._w, now, HORIZON_S, new_ids, room)
+        else:
+            status, prior = admit_times(t, self._w, now, HORIZON_S)
+        idx = None
         if status.any():
-            result.rejections = rejections_for(self.feed, events, status, t, prior, now, "72 h")
+            cap = self.max_unknown_entities
+            result.rejections = rejections_for(
+                self.feed, events, status, t, prior, now, "72 h",
+                capped=lambda i: cap_rejection(self.feed, events[i], f"station {events[i].station!r}", cap, i),
+            )
             idx = np.flatnonzero(status == OK)
             if len(idx) == 0:
-                return result
-            events = [events[i] for i in idx.tolist()]
+                return result.set_outcome(np.full(n_in, _REJ, dtype=np.int8))
+            il = idx.tolist()
+            events = [events[i] for i in il]
+            rows_l = [rows_l[i] for i in il]
             t, prior = t[idx], prior[idx]
+        if added:
+            self._register(added)
+            index = self._index
+            rows_l = [index[ev.station] if r is None else r for ev, r in zip(events, rows_l)]
         m = len(events)
-        result.accepted = m
-        index_get = self._index.get
-        rows_l = list(map(index_get, map(_get_station, events)))
-        if None in rows_l:
-            new = []
-            for ev, r in zip(events, rows_l):
-                if r is None and ev.station not in self._index and ev.station not in new:
-                    new.append(ev.station)
-            self._register(new)
-            rows_l = list(map(self._index.__getitem__, map(_get_station, events)))
         rows = np.array(rows_l, dtype=np.int64)
         rain = np.fromiter(map(_get_rain, events), dtype=np.float64, count=m)
         late = t < prior
@@ -235,30 +319,27 @@ class RainProcessor:
             self._advance(k_new, ds_new)
         self._w = w_new
 
-        k = buckets_of(t, G_S)
-        keep = k > k_new - RING
+        tc = centis(t)
+        k = -(-tc // G_CS)  # right-closed bucket of the time in centiseconds
         np.maximum.at(self._last_t, rows, t)
+        outcome = np.zeros(m, dtype=np.int8)  # ACCEPTED unless found otherwise
+        keep = k > k_new - RING
+        all_kept = bool(keep.all())
         late_rows = None
-        if not keep.all():
-            rows_k, k, amt_src, late_k = rows[keep], k[keep], rain[keep], late[keep]
+        if all_kept:
+            kept = None
+            rows_k, k_k, tc_k, rain_k, late_k = rows, k, tc, rain, late
         else:
-            rows_k, amt_src, late_k = rows, rain, late
+            kept = np.flatnonzero(keep)
+            rows_k, k_k, tc_k, rain_k, late_k = rows[kept], k[kept], tc[kept], rain[kept], late[kept]
         if len(rows_k):
-            amt = np.minimum(np.rint(amt_src * 100.0), MAX_BUCKET).astype(np.int64)
-            base = k_new - RING + 1
-            key = rows_k * RING + (k - base)
-            uk, inv = np.unique(key, return_inverse=True)
-            agg = np.bincount(inv, weights=amt).astype(np.int64)
-            urow = uk // RING
-            uk_k = uk % RING + base
-            uslot = uk_k % RING
-            old = self._buckets[uslot, urow].astype(np.int64)
-            new = np.minimum(old + agg, MAX_BUCKET)
-            self._buckets[uslot, urow] = new
-            delta = (new - old).astype(np.int32)
-            nz = delta != 0
-            if not nz.all():
-                urow, uk_k, delta = urow[nz], uk_k[nz], delta[nz]
+            amt = np.minimum(np.rint(rain_k * 100.0), MAX_BUCKET).astype(np.int64)
+            off = tc_k - (k_k - 1) * G_CS  # 1 … 30000
+            o_k, urow, uk_k, delta = self._store(rows_k, k_k, off, amt, k_new)
+            if kept is None:
+                outcome = o_k
+            else:
+                outcome[kept] = o_k
             for w, (_, nb) in enumerate(WINDOWS):
                 sel = uk_k > k_new - nb
                 if sel.all():
@@ -268,8 +349,11 @@ class RainProcessor:
             sel = uk_k > self._ds
             if sel.any():
                 np.add.at(self._sums[DAY], urow[sel], delta[sel])
+            late_k = late_k & (o_k != _DUP) & (o_k != _REJ)  # a duplicate changes nothing: it flags nothing late
+            if (o_k == _REJ).any():
+                self._too_frequent(result, events, o_k, kept, idx)
             if late_k.any():
-                late_rows = self._late_rows(rows_k[late_k], k[late_k], k_new)
+                late_rows = self._late_rows(rows_k[late_k], k_k[late_k], k_new)
 
         # ------------------------------------------------------------ emission
         n = len(self._ids)
@@ -282,7 +366,119 @@ class RainProcessor:
             cand = np.union1d(rows, np.flatnonzero(stale_chg))
         cand = cand[np.argsort(self._rank[cand], kind="stable")]
         result.indicators = self._emit(cand, stale, stale_chg, late_rows, format_ts(w_new))
-        return result
+        if idx is not None:
+            full = np.full(n_in, _REJ, dtype=np.int8)
+            full[idx] = outcome
+            outcome = full
+        return result.set_outcome(outcome)
+
+    def _too_frequent(self, result: ProcessResult, events: Sequence[Event], o_k: np.ndarray, kept, idx) -> None:
+        """Rejections of readings refused because their bucket holds the most readings kept."""
+        cap = self.max_readings_per_bucket
+        for j in np.flatnonzero(o_k == _REJ).tolist():
+            a = j if kept is None else int(kept[j])  # index among the admitted events
+            ev = events[a]
+            pos = a if idx is None else int(idx[a])
+            detail = (
+                f"station {ev.station!r} already has {cap} distinct readings in the 5-minute bucket of "
+                f"{format_ts(ev.t)}; more than {cap} per station per 5 minutes are refused (max_readings_per_bucket)"
+            )
+            result.rejections.append(Rejection(Reason.TOO_FREQUENT, detail, self.feed, encode_event(ev), pos))
+        result.rejections.sort(key=lambda r: r.position)
+
+    def _store(
+        self, rows: np.ndarray, k: np.ndarray, off: np.ndarray, amt: np.ndarray, k_new: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Put readings (row, bucket, offset_cs, hundredths; in arrival order) into their buckets.
+
+        Returns the outcome of each reading and the net change of every
+        bucket that changed: (outcome, rows, buckets, delta).  Buckets that
+        were empty and get one reading of this batch take the vectorised
+        path; the others (a key seen before, or several readings of one
+        bucket) are resolved reading by reading, in order.
+        """
+        base = k_new - RING + 1
+        key = rows * RING + (k - base)
+        uk, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        urow = uk // RING
+        uk_k = uk % RING + base
+        uslot = uk_k % RING
+        codes = self._codes[uslot, urow]
+        fast = (cnt == 1) & (codes == CODE_EMPTY)
+        m = len(key)
+        outcome = np.zeros(m, dtype=np.int8)
+        first = np.empty(len(uk), dtype=np.int64)
+        first[inv] = np.arange(m, dtype=np.int64)  # the reading of a one-reading key
+        if fast.all():
+            e = first
+            self._codes[uslot, urow] = off[e]
+            self._buckets[uslot, urow] = amt[e]
+            delta = amt[e].astype(np.int32)
+            nz = delta != 0
+            if not nz.all():
+                return outcome, urow[nz], uk_k[nz], delta[nz]
+            return outcome, urow, uk_k, delta
+        fu = np.flatnonzero(fast)
+        e = first[fu]
+        f_row, f_k, f_slot = urow[fu], uk_k[fu], uslot[fu]
+        self._codes[f_slot, f_row] = off[e]
+        self._buckets[f_slot, f_row] = amt[e]
+        f_delta = amt[e]
+
+        su = np.flatnonzero(~fast)
+        s_row, s_k, s_slot = urow[su], uk_k[su], uslot[su]
+        s_code = codes[su].tolist()
+        old_b = self._buckets[s_slot, s_row].astype(np.int64)
+        s_b = old_b.tolist()
+        slot_of = np.full(len(uk), -1, dtype=np.int64)
+        slot_of[su] = np.arange(len(su), dtype=np.int64)
+        ev = np.flatnonzero(~fast[inv])  # arrival order
+        j_l = slot_of[inv[ev]].tolist()
+        res: list[int] = []
+        multi = self._multi
+        for j, of, a, kk, r in zip(j_l, off[ev].tolist(), amt[ev].tolist(), k[ev].tolist(), rows[ev].tolist()):
+            code = s_code[j]
+            if code == CODE_EMPTY:
+                s_code[j] = of
+                s_b[j] = a
+                res.append(_ACC)
+                continue
+            if code == of:  # one reading held, with this key
+                if a == s_b[j]:
+                    res.append(_DUP)
+                else:
+                    s_b[j] = a
+                    res.append(_COR)
+                continue
+            if code == CODE_MULTI:
+                d = multi[kk][r]
+            else:  # one reading (or legacy sum) held under another key: list them
+                d = {0 if code == CODE_LEGACY else code: s_b[j]}
+                multi.setdefault(kk, {})[r] = d
+                s_code[j] = CODE_MULTI
+            prev = d.get(of)
+            if prev is None:
+                if len(d) >= self.max_readings_per_bucket:
+                    res.append(_REJ)
+                    continue
+                res.append(_ACC)
+            elif prev == a:
+                res.append(_DUP)
+                continue
+            else:
+                res.append(_COR)
+            d[of] = a
+            s_b[j] = min(sum(d.values()), MAX_BUCKET)
+        outcome[ev] = res
+        self._codes[s_slot, s_row] = s_code
+        new_b = np.array(s_b, dtype=np.int64)
+        self._buckets[s_slot, s_row] = new_b
+        s_delta = new_b - old_b
+        d_row = np.concatenate([f_row, s_row])
+        d_k = np.concatenate([f_k, s_k])
+        delta = np.concatenate([f_delta, s_delta]).astype(np.int32)
+        nz = delta != 0
+        return outcome, d_row[nz], d_k[nz], delta[nz]
 
     def _late_rows(self, rows: np.ndarray, k: np.ndarray, k_new: int) -> np.ndarray:
         """late[channel, row]: a late reading of this batch falls in that window."""
@@ -378,12 +574,18 @@ class RainProcessor:
     def get_state(self) -> dict[str, Any]:
         n = len(self._ids)
         return {
-            "version": 1,
+            "version": 2,
             "watermark": self._w,
             "k": self._k,
             "ds": self._ds,
             "ids": list(self._ids),
             "buckets": array_state(self._buckets[:, :n]),
+            "codes": array_state(self._codes[:, :n]),
+            "multi": [
+                [kk, r, [[of, h] for of, h in d.items()]]
+                for kk, rows in self._multi.items()
+                for r, d in rows.items()
+            ],
             "sums": array_state(self._sums[:, :n]),
             "sent": array_state(self._sent[:, :n]),
             "sent_class": array_state(self._sent_class[:n]),
@@ -395,11 +597,19 @@ class RainProcessor:
         ids = list(state["ids"])
         self._ids, self._index = [], {}
         self._cap = 0
+        self._n_unknown = 0
+        self._multi = {}
         self.__dict__.pop("_buckets", None)
         self._alloc(len(ids) + 64)
         self._register(ids)
         n = len(ids)
         self._buckets[:, :n] = array_from_state(state["buckets"])
+        if "codes" in state:
+            self._codes[:, :n] = array_from_state(state["codes"])
+            for kk, r, entries in state["multi"]:
+                self._multi.setdefault(int(kk), {})[int(r)] = {int(of): int(h) for of, h in entries}
+        else:  # version 1: the buckets' readings are not known one by one
+            self._codes[:, :n] = np.where(self._buckets[:, :n] > 0, CODE_LEGACY, CODE_EMPTY)
         self._sums[:, :n] = array_from_state(state["sums"])
         self._sent[:, :n] = array_from_state(state["sent"])
         self._sent_class[:n] = array_from_state(state["sent_class"])

@@ -11,12 +11,24 @@ Buckets live in ring buffers addressed by ``k mod R`` (R = buckets of state
 held); when the watermark bucket advances, the slots of the buckets that
 leave are subtracted from running window sums and then cleared.
 
-Admission (DESIGN §4): an event more than ``FUTURE_S`` ahead of the
-reference is refused as future-dated (reference = the feed's watermark, or
+Admission (docs/architecture.md, time semantics): an event more than
+``FUTURE_S`` ahead of the reference is refused as future-dated (reference = the feed's watermark, or
 ``now + SKEW_S`` when a wall clock is passed in); an event at or behind the
 state horizon is refused as too late.  Events of one batch are admitted in
 order: the watermark advances as events are admitted, and refused events
 never move it.  No watermark and no ``now``: the first event is accepted.
+
+Caps on unknown entities: ids missing from the catalog (stations, cameras,
+sites, units) are processed and flagged ``unknown``, but each processor
+keeps at most ``max_unknown_entities`` of them (default
+`MAX_UNKNOWN_ENTITIES` per feed).  An event that would add one more is
+refused with reason ``unknown_entity_limit`` (status `CAPPED`) and keeps
+nothing; the decision is taken in input order (`admit_capped`), so it
+depends only on the order of the events, not on how they were batched.
+Entities once kept stay kept (their state is part of the checkpoint).
+
+Event identity compares timestamps at 0.01 s resolution: `centis` is the
+integer number of centiseconds, rounded half to even.
 """
 
 from __future__ import annotations
@@ -37,6 +49,19 @@ STALE_S = 1800.0  # a station 30 min behind its feed's watermark is stale
 OK = 0
 FUTURE = 1
 TOO_LATE = 2
+CAPPED = 3
+
+MAX_UNKNOWN_ENTITIES = 1000  # per feed (constructor parameter `max_unknown_entities`)
+
+
+def centis(t: np.ndarray) -> np.ndarray:
+    """Event times as integer centiseconds (the resolution of event identity)."""
+    return np.rint(np.asarray(t, dtype=np.float64) * 100.0).astype(np.int64)
+
+
+def centi(t: float) -> int:
+    """`centis` of one time (Python's round is half to even, like numpy's rint)."""
+    return round(t * 100.0)
 
 
 def bucket_of(t: float, g_s: int) -> int:
@@ -116,6 +141,64 @@ def _admit_loop(t: np.ndarray, start: float, horizon_s: float) -> tuple[np.ndarr
     return status, prior
 
 
+def admit_capped(
+    t: np.ndarray,
+    watermark: float | None,
+    now: float | None,
+    horizon_s: float,
+    new_ids: Sequence[tuple],
+    room: int,
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """`admit_times`, event by event, with a cap on new unknown entities.
+
+    ``new_ids[i]`` names the unknown entities event i would add (empty when
+    none); ``room`` is how many more may be kept.  An event admitted by time
+    whose new entities do not all fit is CAPPED (it does not move the
+    watermark and takes no room).  Returns ``(status, prior, added)`` with
+    the new entities taken, in the order they were first admitted.
+    """
+    n = len(t)
+    status = np.zeros(n, dtype=np.int8)
+    prior = np.empty(n)
+    w = -math.inf if watermark is None else float(watermark)
+    limit = None if now is None else now + SKEW_S + FUTURE_S
+    taken: set = set()
+    added: list = []
+    for i, ti in enumerate(t.tolist()):
+        prior[i] = w
+        if limit is not None:
+            fut = ti > limit
+        else:
+            fut = w > -math.inf and ti > w + FUTURE_S
+        if fut:
+            status[i] = FUTURE
+            continue
+        if ti <= w - horizon_s:
+            status[i] = TOO_LATE
+            continue
+        ids = new_ids[i]
+        if ids:
+            need = [x for x in dict.fromkeys(ids) if x not in taken]
+            if need:
+                if len(taken) + len(need) > room:
+                    status[i] = CAPPED
+                    continue
+                taken.update(need)
+                added.extend(need)
+        if ti > w:
+            w = ti
+    return status, prior, added
+
+
+def cap_rejection(feed: str, event: Event, what: str, cap: int, position: int) -> Rejection:
+    """The Rejection of an event refused because the feed keeps `cap` unknown entities already."""
+    detail = (
+        f"{what} is not in the catalog and the {feed} feed already keeps {cap} unknown "
+        f"entities (max_unknown_entities = {cap}); event refused, nothing kept"
+    )
+    return Rejection(Reason.UNKNOWN_ENTITY_LIMIT, detail, feed, encode_event(event), position)
+
+
 def rejection(
     feed: str, event: Event, code: int, t: float, prior: float, now: float | None, horizon: str, position: int
 ) -> Rejection:
@@ -146,10 +229,16 @@ def rejections_for(
     prior: np.ndarray,
     now: float | None,
     horizon: str,
+    capped=None,
 ) -> list:
+    """Rejections of the refused events (position = index in `events`); `capped(i)` words CAPPED ones."""
     out = []
     for i in np.flatnonzero(status).tolist():
-        out.append(rejection(feed, events[i], int(status[i]), float(t[i]), float(prior[i]), now, horizon, i))
+        code = int(status[i])
+        if code == CAPPED:
+            out.append(capped(i))
+        else:
+            out.append(rejection(feed, events[i], code, float(t[i]), float(prior[i]), now, horizon, i))
     return out
 
 

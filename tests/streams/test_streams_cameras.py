@@ -15,6 +15,7 @@ from ioc.events import CameraEvent
 from ioc.records import round_value
 from ioc.timeutil import parse_ts
 from streams.cameras import CameraProcessor
+from streams.core import Outcome
 
 CAT = parse_catalog(
     """
@@ -32,9 +33,15 @@ def cam(camera: str, site: str, t: float, waiting: int, counters: int = 1) -> Ca
 
 
 class Ref:
+    """Brute force over the accepted readings, one per natural key (camera, ts at 0.01 s), last value wins."""
+
     def __init__(self) -> None:
         self.w = None
-        self.acc: list[tuple[int, CameraEvent]] = []
+        self.readings: dict[tuple[str, int], CameraEvent] = {}
+
+    @property
+    def acc(self) -> list[tuple[int, CameraEvent]]:
+        return list(enumerate(self.readings.values()))
 
     def admit(self, ev: CameraEvent, now) -> Reason | None:
         ref = now + 300 if now is not None else self.w
@@ -43,7 +50,15 @@ class Ref:
         if self.w is not None and ev.t <= self.w - 3600:
             return Reason.TOO_LATE
         self.w = ev.t if self.w is None else max(self.w, ev.t)
-        self.acc.append((len(self.acc), ev))
+        key = (ev.camera, round(ev.t * 100))
+        prev = self.readings.get(key)
+        self.last_outcome = Outcome.ACCEPTED
+        if prev is not None:
+            same = (prev.site, prev.waiting, prev.counters_open) == (ev.site, ev.waiting, ev.counters_open)
+            self.last_outcome = Outcome.DUPLICATE if same else Outcome.CORRECTED
+            if same:
+                return None
+        self.readings[key] = ev
         return None
 
     def view(self) -> dict:
@@ -85,9 +100,13 @@ def test_queue_indicators_equal_brute_force(batches):
     emitted: dict = {}
     for batch in batches:
         evs = [cam(c, s, T0 + off, w, n) for (c, s), off, w, n in batch]
-        expected = [ref.admit(ev, None) for ev in evs]
+        expected, outcomes = [], []
+        for ev in evs:
+            expected.append(ref.admit(ev, None))
+            outcomes.append(Outcome.REJECTED if expected[-1] else ref.last_outcome)
         res = p.process(evs)
         assert {r.position: r.reason for r in res.rejections} == {i: r for i, r in enumerate(expected) if r}
+        assert res.outcome.tolist() == outcomes
         assert p.watermark == ref.w
         for r in res.indicators:
             if r.value is None:

@@ -12,7 +12,12 @@ from ioc.errors import Reason
 from ioc.events import DossierEvent
 from ioc.records import round_value
 from ioc.timeutil import format_ts, parse_ts, period_key
-from streams.dossiers import DossierProcessor
+from streams.core import Outcome
+from streams.dossiers import ATTRS, DossierProcessor
+
+
+def values(ev: DossierEvent) -> tuple:
+    return tuple(getattr(ev, a) for a in ATTRS)
 
 CAT = parse_catalog(
     """
@@ -236,9 +241,21 @@ class Ref:
                     del self.events[d]
                     self.frozen.add(d)
         self.w = ev.t if self.w is None else max(self.w, ev.t)
+        self.last_outcome = Outcome.ACCEPTED
         if ev.dossier not in self.frozen:
-            self.n += 1
-            self.events.setdefault(ev.dossier, []).append((self.n, ev))
+            # natural key (dossier, status, ts at 0.01 s): a re-send is a duplicate or replaces the values
+            lst = self.events.setdefault(ev.dossier, [])
+            for j, (n, e) in enumerate(lst):
+                if e.status == ev.status and round(e.t * 100) == round(ev.t * 100):
+                    if values(e) == values(ev):
+                        self.last_outcome = Outcome.DUPLICATE
+                    else:
+                        self.last_outcome = Outcome.CORRECTED
+                        lst[j] = (n, ev)
+                    break
+            else:
+                self.n += 1
+                lst.append((self.n, ev))
         return None
 
     def dossier(self, evs):
@@ -360,9 +377,13 @@ def test_indicators_equal_brute_force(batches):
     ref = Ref()
     emitted: dict = {}
     for batch in batches:
-        expected = [ref.admit(ev, None) for ev in batch]
+        expected, outcomes = [], []
+        for ev in batch:
+            expected.append(ref.admit(ev, None))
+            outcomes.append(Outcome.REJECTED if expected[-1] else ref.last_outcome)
         res = p.process(batch)
         assert {r.position: r.reason for r in res.rejections} == {i: r for i, r in enumerate(expected) if r}
+        assert res.outcome.tolist() == outcomes
         assert p.watermark == ref.w
         for r in res.indicators:
             if r.value is None:

@@ -15,6 +15,7 @@ from ioc.errors import Reason
 from ioc.events import RainEvent
 from ioc.records import round_value
 from ioc.timeutil import parse_ts, rain_day_start
+from streams.core import Outcome
 from streams.rain import RainProcessor, mm_values
 
 CAT = parse_catalog(
@@ -46,11 +47,14 @@ def klass(mm: float) -> str:
 
 
 class Reference:
-    """Sequential admission + brute-force windows over the raw accepted events."""
+    """Sequential admission + brute-force windows over the accepted readings,
+    one per natural key (station, ts at 0.01 s), the last value winning."""
 
     def __init__(self) -> None:
         self.w: float | None = None
-        self.accepted: list[tuple[str, float, int]] = []
+        self.readings: dict[tuple[str, int], tuple[float, int]] = {}  # key -> (t, hundredths)
+        self.pending: list[RainEvent] = []
+        self.last: dict[str, float] = {}  # every admitted reading counts for last-seen, kept or not
 
     def admit(self, ev: RainEvent, now: float | None) -> Reason | None:
         ref = now + 300 if now is not None else self.w
@@ -59,21 +63,48 @@ class Reference:
         if self.w is not None and ev.t <= self.w - 72 * 3600:
             return Reason.TOO_LATE
         self.w = ev.t if self.w is None else max(self.w, ev.t)
-        self.accepted.append((ev.station, ev.t, int(np.rint(ev.rain_mm * 100))))
+        self.last[ev.station] = max(self.last.get(ev.station, -math.inf), ev.t)
+        self.pending.append(ev)
         return None
+
+    def settle(self) -> list[Outcome]:
+        """Outcomes of the readings admitted since the last call (one batch), in order."""
+        kw = math.ceil(self.w / G) if self.w is not None else 0
+        out = []
+        for ev in self.pending:
+            tc = round(ev.t * 100)
+            h = min(int(np.rint(ev.rain_mm * 100)), 65535)
+            key = (ev.station, tc)
+            if math.ceil(tc / (G * 100)) <= kw - 864:  # its bucket already left the 72 h ring
+                out.append(Outcome.ACCEPTED)
+                continue
+            prev = self.readings.get(key)
+            if prev is None:
+                out.append(Outcome.ACCEPTED)
+            elif prev[1] == h:
+                out.append(Outcome.DUPLICATE)
+                continue
+            else:
+                out.append(Outcome.CORRECTED)
+            self.readings[key] = (tc / 100, h)
+        self.pending = []
+        return out
+
+    @property
+    def accepted(self) -> list[tuple[str, float, int]]:
+        return [(s, t, h) for (s, _), (t, h) in self.readings.items()]
 
     def view(self) -> dict:
         w = self.w
         wb = math.ceil(w / G) * G  # window end at bucket granularity (== w on boundaries)
         out = {}
-        stations = {s for s, _, _ in self.accepted}
-        for s in stations:
-            mine = [(t, h) for st_, t, h in self.accepted if st_ == s and t > wb - 72 * 3600]
-            last = max(t for st_, t, _ in self.accepted if st_ == s)
+        accepted = self.accepted
+        for s, last in self.last.items():
+            mine = [(t, h) for st_, t, h in accepted if st_ == s and t > wb - 72 * 3600]
             # a 5-minute bucket saturates at 655.35 mm (uint16 hundredths): clamp per bucket
             per_bucket: dict[int, int] = {}
             for t, h in mine:
-                k = math.ceil(t / G)
+                k = math.ceil(round(t * 100) / (G * 100))
                 per_bucket[k] = min(per_bucket.get(k, 0) + h, 65535)
             mine = [(k * G, h) for k, h in per_bucket.items()]
             stale = w - last >= 1800
@@ -123,7 +154,11 @@ def test_windows_equal_brute_force(batches, use_now):
         res = p.process(evs, now=now)
         got = {r.position: r.reason for r in res.rejections}
         assert got == {i: r for i, r in enumerate(expected_reasons) if r is not None}
-        assert res.accepted == sum(r is None for r in expected_reasons)
+        settled = iter(ref.settle())
+        expected_outcome = [Outcome.REJECTED if r is not None else next(settled) for r in expected_reasons]
+        assert res.outcome.tolist() == expected_outcome
+        assert res.accepted == sum(o in (Outcome.ACCEPTED, Outcome.CORRECTED) for o in expected_outcome)
+        assert res.duplicates == expected_outcome.count(Outcome.DUPLICATE)
         assert p.watermark == ref.w
         if ref.w is None:
             assert res.indicators == []
@@ -167,9 +202,13 @@ def test_walking_watermark_equals_brute_force(steps, batch_size):
     for i in range(0, len(evs), batch_size):
         batch = evs[i : i + batch_size]
         late = []  # (station, t) of admitted readings behind the watermark
+        admitted = []
         for ev in batch:
             before = ref.w
-            if ref.admit(ev, None) is None and before is not None and ev.t < before:
+            if ref.admit(ev, None) is None:
+                admitted.append((ev, before))
+        for (ev, before), o in zip(admitted, ref.settle()):
+            if o != Outcome.DUPLICATE and before is not None and ev.t < before:
                 late.append((ev.station, ev.t))
         out = p.process(batch).indicators
         emitted.update(as_view(out))
@@ -217,7 +256,7 @@ def test_window_expiry_reemits_quiet_station():
 def test_unchanged_values_not_resent():
     p = RainProcessor(CAT)
     p.process([rain("VP-001", T0, 1.0)])
-    assert p.process([rain("VP-001", T0, 0.0)]).indicators == []
+    assert p.process([rain("VP-001", T0 - 60, 0.0)]).indicators == []
 
 
 def test_stale_flag_and_recovery():
@@ -284,7 +323,7 @@ def test_rain_class_boundaries():
 
 def test_bucket_saturation_keeps_sums_consistent():
     p = RainProcessor(CAT)
-    p.process([rain("VP-001", T0, 600.0), rain("VP-001", T0, 100.0), rain("VP-001", T0 + G, 1.0)])
+    p.process([rain("VP-001", T0, 600.0), rain("VP-001", T0 - 1, 100.0), rain("VP-001", T0 + G, 1.0)])
     view = {r.key: r.value for r in p.flush()}
     assert view[("rain_mm", "1h", "VP-001")] == 656.35  # bucket saturated at 655.35, + 1.0
     p.process([rain("VP-001", T0 + 3600, 0.0)])
@@ -318,4 +357,4 @@ def test_memory_10k_stations_within_budget():
     p = RainProcessor(cat)
     p.process([rain(f"S{i:05d}", T0 + (i % 288) * G, 0.2) for i in range(10_000)])
     p.process([rain(f"S{i:05d}", T0 + 80 * 3600, 0.2) for i in range(0, 10_000, 7)])
-    assert p.nbytes <= 25 * 2**20, p.nbytes / 2**20
+    assert p.nbytes <= 40 * 2**20, p.nbytes / 2**20  # windows + event identity (codes)
