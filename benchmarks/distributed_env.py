@@ -1,4 +1,4 @@
-"""Real components for the distributed benchmarks (DESIGN §8), shared by
+"""Real components for the distributed benchmarks (docs/architecture.md §8), shared by
 benchmarks.faust_worker and benchmarks.restart_distributed.
 
 Reuses the process helpers of the distributed tests (tests/distributed/

@@ -1,5 +1,5 @@
 """Event → client latency and server memory per connection, 1,000 and 10,000
-WebSocket clients (DESIGN §7: p99 ≤ 50 ms and ≤ 250 ms).
+WebSocket clients (docs/architecture.md §7: p99 ≤ 50 ms and ≤ 250 ms).
 
 The server is a real `ioc run` (uvicorn) subprocess; clients run in separate
 processes; an event is POSTed to /api/ingest and its latency is the time
@@ -14,9 +14,7 @@ on this machine).  Compression is off on both.
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing as mp
-import os
 import re
 import resource
 import sys

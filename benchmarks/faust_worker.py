@@ -1,4 +1,4 @@
-"""Events/s per Faust worker on a real Kafka-protocol broker (DESIGN §7: >= 30,000).
+"""Events/s per Faust worker on a real Kafka-protocol broker (docs/architecture.md §7: >= 30,000).
 
     python -m benchmarks faust [--events 120000] [--stations 2000] [--workers 1,2] [--kafka-output on|off|both]
     python -m benchmarks.faust_worker [same flags]      (standalone, prints the table)

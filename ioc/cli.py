@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 3
     catalog = _catalog(config.catalog_path)
     alerting = build_alerting(config, catalog)
-    pipeline = build_pipeline(catalog, alerting.engine)
+    pipeline = build_pipeline(catalog, alerting.engine, config.max_unknown_entities)
     runtime = Runtime(config, catalog, pipeline, lock=lock)
     alerting.attach(runtime)
     if config.demo:
@@ -207,10 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # clear one-line errors for the catalog/rules a user wrote
+    except Exception as exc:  # clear one-line errors for the catalog, rules and settings a user wrote
         from ioc.catalog import CatalogError
+        from ioc.config import ConfigError
 
-        if isinstance(exc, CatalogError):
+        if isinstance(exc, (CatalogError, ConfigError)):
             print(f"ioc: {exc}", file=sys.stderr)
             return 2
         raise

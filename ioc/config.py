@@ -48,6 +48,8 @@ class Config:
     # live input more than this far ahead of "now" (the wall clock; in the demo its simulated
     # clock) is refused as future_timestamp and never moves a watermark
     future_skew_s: float = 300.0
+    # ids missing from the catalog kept per feed; past it their events are refused (unknown_entity_limit)
+    max_unknown_entities: int = 1000
     extra: dict = field(default_factory=dict)
 
     def tokens(self) -> dict[str, str]:
@@ -75,6 +77,12 @@ def _env_float(name: str, minimum: float, maximum: float) -> float | None:
     if not (minimum <= value <= maximum):  # also refuses NaN
         raise ConfigError(f"{name}={raw!r}: expected a number between {minimum:g} and {maximum:g}")
     return value
+
+
+def unknown_entity_cap() -> int | None:
+    """IOC_MAX_UNKNOWN_ENTITIES, for `ioc run` and for replays (which must admit what the live run did)."""
+    v = _env_float("IOC_MAX_UNKNOWN_ENTITIES", 0, 10_000_000)
+    return None if v is None else int(v)
 
 
 def _env_bool(name: str) -> bool | None:
@@ -118,6 +126,10 @@ def build_config(**flags) -> Config:
             v = _env_float(env_name, lo, hi)
             if v is not None:
                 values[key] = v
+    if "max_unknown_entities" not in values:
+        cap = unknown_entity_cap()
+        if cap is not None:
+            values["max_unknown_entities"] = cap
     if "journal_fsync" not in values:
         fsync = _env_bool("IOC_JOURNAL_FSYNC")
         if fsync is not None:

@@ -15,8 +15,12 @@ from streams.pipeline import Pipeline
 log = logging.getLogger("ioc.wiring")
 
 
-def build_pipeline(catalog: Catalog, engine=None) -> Pipeline:
-    return Pipeline(catalog, engine)
+def build_pipeline(catalog: Catalog, engine=None, max_unknown_entities: int | None = None) -> Pipeline:
+    """The core; the unknown-entity cap from the argument, else IOC_MAX_UNKNOWN_ENTITIES, else 1,000."""
+    from ioc.config import unknown_entity_cap
+
+    cap = max_unknown_entities if max_unknown_entities is not None else unknown_entity_cap()
+    return Pipeline(catalog, engine) if cap is None else Pipeline(catalog, engine, max_unknown_entities=cap)
 
 
 def build_rules(rules_dir: Path | None):

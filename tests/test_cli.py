@@ -171,3 +171,21 @@ def test_replay_help_documents_exit_status_and_limits():
         out = ioc(command, "--help").stdout
         assert "exit status:" in out and "too_large" in out and "too_deep" in out
         assert f"ioc {command}: cannot read FILE" in out
+
+
+def test_unknown_station_cap_is_configurable(tmp_path):
+    """IOC_MAX_UNKNOWN_ENTITIES: ids missing from the catalog are kept up to the cap, then refused with a reason."""
+    import os
+
+    lines = [json.dumps({"kind": "rain", "station": f"NOT-IN-CATALOG-{i}", "ts": "2026-10-28T13:05:00+07:00",
+                         "rain_mm": 1.0}) for i in range(5)]
+    src = _lines(tmp_path, *lines)
+    out = tmp_path / "out.jsonl"
+    r = ioc("replay", str(src), "--emit", str(out), env=dict(os.environ, IOC_MAX_UNKNOWN_ENTITIES="2"))
+    assert r.returncode == 0, r.stderr
+    refused = [line for line in r.stderr.splitlines() if "unknown_entity_limit" in line]
+    assert [line.split(":")[1] for line in refused] == ["3", "4", "5"]  # line numbers of the 3rd..5th new id
+    entities = {json.loads(x)["entity"] for x in out.read_text().splitlines() if x.startswith('{"type":"indicator"')}
+    assert entities == {"NOT-IN-CATALOG-0", "NOT-IN-CATALOG-1"}
+    r = ioc("replay", str(src), "--emit", str(out), env=dict(os.environ, IOC_MAX_UNKNOWN_ENTITIES="many"))
+    assert r.returncode != 0 and "IOC_MAX_UNKNOWN_ENTITIES" in r.stderr and "Traceback" not in r.stderr

@@ -131,18 +131,17 @@ class InMessage(Protocol):
 
 
 def make_processor(feed: str, catalog: Catalog):
-    if feed == "rain":
-        from streams.rain import RainProcessor
+    """One feed's processor for one partition (the unknown-entity cap from IOC_MAX_UNKNOWN_ENTITIES)."""
+    from ioc.config import unknown_entity_cap
+    from streams.cameras import CameraProcessor
+    from streams.dossiers import DossierProcessor
+    from streams.rain import RainProcessor
+    from streams.window import MAX_UNKNOWN_ENTITIES
 
-        return RainProcessor(catalog)
-    if feed == "dossier":
-        from streams.dossiers import DossierProcessor
-
-        return DossierProcessor(catalog)
-    if feed == "camera":
-        from streams.cameras import CameraProcessor
-
-        return CameraProcessor(catalog)
+    kinds = {"rain": RainProcessor, "dossier": DossierProcessor, "camera": CameraProcessor}
+    if feed in kinds:
+        cap = unknown_entity_cap()
+        return kinds[feed](catalog, MAX_UNKNOWN_ENTITIES if cap is None else cap)
     raise ValueError(f"unknown feed {feed!r}")
 
 
@@ -550,7 +549,7 @@ class PartitionWorker:
             indicators.extend(result.indicators)
             alerts.extend(result.alerts)
             rejections.extend(result.rejections)
-            accepted += len(events) - len(result.rejections)
+            accepted += result.accepted  # duplicates are neither accepted nor rejected
         cuts = [c[-1].offset for c in chunks]
         if owned.replay_cuts:
             owned.replay_cuts = [c for c in owned.replay_cuts if c > cuts[-1]]
