@@ -1,4 +1,4 @@
-"""Rules as data: the model and the YAML loader (DESIGN §5).
+"""Rules as data: the model and the YAML loader (docs/architecture.md §5).
 
 A rule file is a mapping with a `rules:` list.  Each rule has a `kind`:
 

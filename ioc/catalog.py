@@ -1,4 +1,4 @@
-"""What exists in the province (DESIGN §3.2): rain stations, administrative
+"""What exists in the province (docs/architecture.md §3.2): rain stations, administrative
 units (province → district → commune), one-stop-shop sites, cameras.
 
 Loaded from YAML once; errors name the file, the entry and what is wrong.

@@ -1,4 +1,4 @@
-"""Fan-out of output records to WebSocket clients (DESIGN §6), without I/O.
+"""Fan-out of output records to WebSocket clients (docs/architecture.md §6), without I/O.
 
 The hub keeps the latest record per key (for snapshots) and a short history
 of published batches (for resume).  Each client has a bounded pending map

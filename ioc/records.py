@@ -1,4 +1,4 @@
-"""Output records (DESIGN §3.3): the one shape that goes to the WebSocket,
+"""Output records (docs/architecture.md §3.3): the one shape that goes to the WebSocket,
 Redis/Kafka and `ioc replay --emit`.
 
 `ts` is event time (the stream's watermark), formatted by ioc.timeutil, so a

@@ -1,4 +1,4 @@
-"""The Faust app of the distributed mode (DESIGN §1): `faust -A streams.app worker`
+"""The Faust app of the distributed mode (docs/architecture.md §1): `faust -A streams.app worker`
 or `ioc worker` (which sets the IOC_* environment and starts the same app).
 
 Agents consume ioc.rain, ioc.dossiers and ioc.cameras (raw JSON values,

@@ -145,7 +145,7 @@ def mqtt_broker():
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    """A real Redis: the local one on 6379 when it answers, else a `redis-server` we start (DESIGN §8).
+    """A real Redis: the local one on 6379 when it answers, else a `redis-server` we start (docs/architecture.md §8).
 
     IOC_TEST_OWN_REDIS=1 forces starting a private server.
     """

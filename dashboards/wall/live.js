@@ -1,4 +1,4 @@
-// The /ws protocol client (DESIGN §6) and the latest-value record store.
+// The /ws protocol client (docs/architecture.md §6) and the latest-value record store.
 //
 // Protocol: the server sends a snapshot first, then deltas with a strictly
 // increasing seq, and heartbeats when idle.  On a dropped connection we

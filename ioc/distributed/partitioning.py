@@ -4,7 +4,7 @@ Input topics are keyed so that every partition holds a disjoint set of
 entities *and* everything one entity's indicators depend on:
 
 * ``ioc.rain``    key = station
-* ``ioc.cameras`` key = site (a camera's site from the event, DESIGN §3.1)
+* ``ioc.cameras`` key = site (a camera's site from the event, docs/architecture.md §3.1)
 * ``ioc.dossiers`` key = the **root unit** (province) of the event's unit,
   looked up in the catalog.  Dossier indicators roll up to parent units
   (commune → district → province), so a parent needs the events of all its

@@ -1,4 +1,4 @@
-"""Seeded one-stop-shop camera simulator (DESIGN §3.1 `camera`, DOMAIN §3).
+"""Seeded one-stop-shop camera simulator (docs/architecture.md §3.1 `camera`, docs/domain.md §3).
 
 Every camera reports every minute (ts on minute marks) the people waiting
 in its zone of the hall and the counters open in that zone; a site's

@@ -1,4 +1,4 @@
-"""Seeded administrative-procedure dossier simulator (DESIGN §3.1 `dossier`, DOMAIN §1).
+"""Seeded administrative-procedure dossier simulator (docs/architecture.md §3.1 `dossier`, docs/domain.md §1).
 
 Each local day (the internal tick) the simulator draws the dossiers every
 unit receives that day and their whole lifecycle, one event per status

