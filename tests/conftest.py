@@ -45,10 +45,14 @@ class IocServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self, timeout_s: float = 20.0) -> "IocServer":
+    def spawn(self) -> None:
+        """Start the process without waiting for it (a crash test may kill it while it restores)."""
         log = open(self.log_path, "ab")
         cmd = [*IOC, "run", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self, timeout_s: float = 20.0) -> "IocServer":
+        self.spawn()
         self.wait_healthy(timeout_s)
         return self
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -94,18 +95,30 @@ def assert_like_embedded(cluster, catalog, jsonl: bytes, escalations: bool = Fal
             assert sorted(b["labels"]["level"] for b in same) == ["1", "2"], same
 
 
+def input_file(catalog, tmp_path, **kw) -> tuple[list, bytes, Path]:
+    """The test stream: its events, its JSONL bytes and the file `ioc ingest` reads."""
+    events = make_events(catalog, steps=120, **kw)
+    jsonl = to_jsonl(events)
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(jsonl)
+    return events, jsonl, path
+
+
+def quarter_way(cluster, path: Path, events: list):
+    """One slow worker, the stream ingested, and a quarter of it processed."""
+    w = cluster.worker(*SLOW)
+    assert cluster.ingest(path).returncode == 0
+    wait_for(lambda: events_done(w) >= 0.25 * len(events), 60, "a quarter processed", cluster.logs)
+    return w
+
+
 def test_redis_restart_under_running_worker(cluster_on, private_redis, catalog, tmp_path):
     """Redis (AOF, fsync always) is SIGKILLed mid-stream and comes back 3 s later: the worker
     stays up, shows the outage, resumes by itself, and ends like the embedded core."""
     server = private_redis("--appendonly", "yes", "--appendfsync", "always")
     cluster = cluster_on(server.url)
-    events = make_events(catalog, steps=120, storm_mm=10.0)  # storm escalates rain_risk_level 1 → 2
-    jsonl = to_jsonl(events)
-    path = tmp_path / "input.jsonl"
-    path.write_bytes(jsonl)
-    w = cluster.worker(*SLOW)
-    assert cluster.ingest(path).returncode == 0
-    wait_for(lambda: events_done(w) >= 0.25 * len(events), 60, "a quarter processed", cluster.logs)
+    events, jsonl, path = input_file(catalog, tmp_path, storm_mm=10.0)  # storm escalates rain_risk_level 1 → 2
+    w = quarter_way(cluster, path, events)
     assert health(w)["status"] == "ok" and dep_up(w, "redis") == 1
     wait_for(lambda: w.metric("ioc_worker_redis_aof_enabled") == 1, 10, "persistence checked", cluster.logs)
 
@@ -140,10 +153,7 @@ def test_redis_losing_its_data_mid_stream(cluster_on, private_redis, catalog, tm
     its log instead of skipping, and no indicator window ends wrong."""
     server = private_redis("--appendonly", "no")
     cluster = cluster_on(server.url)
-    events = make_events(catalog, steps=120)
-    jsonl = to_jsonl(events)
-    path = tmp_path / "input.jsonl"
-    path.write_bytes(jsonl)
+    events, jsonl, path = input_file(catalog, tmp_path)
     a = cluster.worker(*SLOW)
     wait_for(lambda: a.metric("ioc_worker_redis_aof_enabled") == 0, 10, "persistence checked", cluster.logs)
     assert "appendonly" in health(a)["notes"]["redis_persistence"]
@@ -171,13 +181,8 @@ def test_broker_outage_under_running_worker(proxied_broker, cluster_on, redis_ba
     the worker stays up, shows kafka down, resumes, and ends like the embedded core."""
     kafka, proxy = proxied_broker
     cluster = cluster_on(redis_base_url, kafka)
-    events = make_events(catalog, steps=120, storm_mm=10.0)
-    jsonl = to_jsonl(events)
-    path = tmp_path / "input.jsonl"
-    path.write_bytes(jsonl)
-    w = cluster.worker(*SLOW)
-    assert cluster.ingest(path).returncode == 0
-    wait_for(lambda: events_done(w) >= 0.25 * len(events), 60, "a quarter processed", cluster.logs)
+    events, jsonl, path = input_file(catalog, tmp_path, storm_mm=10.0)
+    w = quarter_way(cluster, path, events)
     proxy.cut()
     t_down = time.monotonic()
     try:

@@ -23,8 +23,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -34,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import IOC, OPERATOR_TOKEN, ROOT, VIEWER_TOKEN, free_port
+from tests.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, IocServer, free_port
 from tests.integration.test_alert_restart import Receiver
 
 pytestmark = pytest.mark.integration
@@ -96,51 +94,22 @@ def scenario(t0: float, stations: list[str]) -> list[tuple]:
     return actions
 
 
-class Proc:
-    """One `ioc run` process of the test, started and killed by hand."""
+class Proc(IocServer):
+    """One `ioc run` of the test, spawned and killed by hand; its log is read from its latest spawn."""
 
     def __init__(self, data: Path, port: int, env: dict[str, str], log_path: Path) -> None:
-        self.data, self.port, self.env, self.log_path = data, port, env, log_path
-        self.proc: subprocess.Popen | None = None
-        self.url = f"http://127.0.0.1:{port}"
+        super().__init__(data, port, [], env)
+        self.log_path = log_path
+        self._log_start = 0
 
     def spawn(self) -> None:
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*IOC, "run", "--port", str(self.port), "--data-dir", str(self.data)],
-                                     cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        super().spawn()
 
     def log(self) -> str:
         with open(self.log_path, "rb") as fh:
             fh.seek(self._log_start)
             return fh.read().decode(errors="replace")
-
-    def wait_healthy(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ioc run exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(self.log()[-4000:])
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc:
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 class Client:
@@ -254,7 +223,7 @@ def run(tmp: Path, actions: list[tuple], kills: bool, rng: random.Random) -> dic
             stats["restore_kill_phases"].append("serving" if "IOC monitor:" in proc.log() else "restoring")
         t0 = time.monotonic()
         proc.spawn()
-        proc.wait_healthy()
+        proc.wait_healthy(30.0)
         stats["restarts_s"].append(round(time.monotonic() - t0, 2))
         client.reconnect()
 
