@@ -327,7 +327,7 @@ async def _ensure_outputs() -> None:
     w = worker()
     await w._retry("kafka", "create topics", lambda: ensure_topics(settings.kafka_url, settings.partitions))
     if settings.kafka_output:
-        producer = RecordProducer(settings.kafka_url)
+        producer = RecordProducer(settings.kafka_url, idempotent=settings.kafka_idempotence)
         await w._retry("kafka", "start producer", producer.start)
         _state["producer"] = producer
         worker().producer = producer  # type: ignore[attr-defined]

@@ -169,8 +169,14 @@ class EventProducer(_BatchingProducer):
 
 
 class RecordProducer(_BatchingProducer):
-    def __init__(self, kafka_url: str) -> None:
-        super().__init__(kafka_url, acks="all")
+    """Output records.  `idempotent` (IOC_KAFKA_IDEMPOTENCE=1; on in docker-compose) lets the
+    broker drop a batch aiokafka re-sends after a lost acknowledgement; brokers without
+    idempotent producers (the test broker) get at-least-once records, each carrying its alert
+    id and transition, and the worker reads the topic back before any re-send of its own."""
+
+    def __init__(self, kafka_url: str, *, idempotent: bool = False, request_timeout_s: float = 40.0) -> None:
+        super().__init__(kafka_url, acks="all", enable_idempotence=idempotent,
+                         request_timeout_ms=int(request_timeout_s * 1000))
 
     async def send_records(self, indicators: Sequence[Indicator], alerts: Sequence[Alert]) -> None:
         if indicators:

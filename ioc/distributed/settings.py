@@ -31,6 +31,7 @@ ENV = {
     "live_clock": "IOC_LIVE_CLOCK",
     "cut_every": "IOC_CUT_EVERY",
     "require_redis_aof": "IOC_REQUIRE_REDIS_AOF",
+    "kafka_idempotence": "IOC_KAFKA_IDEMPOTENCE",
 }
 
 
@@ -52,6 +53,7 @@ class DistSettings:
     live_clock: bool = True  # pass the wall clock as `now` (future-dated check)
     cut_every: int = 0  # > 0: the core's batches also end where input offset // cut_every changes
     require_redis_aof: bool = False  # refuse to start when Redis runs without appendonly (docs/scaling.md)
+    kafka_idempotence: bool = False  # idempotent output producer: needs a broker with InitProducerId (Apache Kafka)
 
     def to_env(self) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -59,7 +59,7 @@ from typing import Any, Callable, Protocol, Sequence
 from ioc.catalog import Catalog
 from ioc.metrics import WorkerMetrics
 from ioc.distributed.partitioning import FEED_OF_TOPIC, partition_catalog
-from ioc.distributed.redis_store import TRANSIENT as REDIS_TRANSIENT, Fenced, RedisStore, StateLost
+from ioc.distributed.redis_store import TRANSIENT as REDIS_TRANSIENT, Fenced, RedisStore, StateLost, alert_id, transition_of
 from ioc.errors import Reason, Rejection
 from ioc.events import Event, feed_of, parse_event
 from ioc.records import Alert, Indicator
@@ -79,6 +79,30 @@ def _kafka_transient(e: BaseException) -> bool:
     if isinstance(e, (KafkaConnectionError, KafkaTimeoutError, OSError, asyncio.TimeoutError)):
         return True
     return isinstance(e, KafkaError) and bool(getattr(e, "retriable", False))
+
+
+def produce_once(producer: Any, alerts_since: Callable[[float], Any] | None, indicators: list[Indicator],
+                 alerts: list[Alert]) -> Callable[[], Any]:
+    """A produce to retry without writing an alert transition twice.
+
+    A send that failed may still have reached the broker (the connection dropped after the
+    write, before the acknowledgement).  So before every re-send, the transitions already in
+    ioc.alerts since the first attempt are read back and left out; indicator records are
+    latest-value and may repeat harmlessly.
+    """
+    pending = list(alerts)
+    first_attempt_s: float | None = None
+
+    async def attempt() -> None:
+        nonlocal pending, first_attempt_s
+        if first_attempt_s is None:
+            first_attempt_s = time.time()
+        elif pending and alerts_since is not None:
+            present = {(alert_id(a), transition_of(a)) for a in await alerts_since(first_attempt_s - 60.0)}
+            pending = [a for a in pending if (alert_id(a), transition_of(a)) not in present]
+        await producer.send_records(indicators, pending)
+
+    return attempt
 
 
 class Revoked(Fenced):
@@ -571,7 +595,7 @@ class PartitionWorker:
             # retried on its own, so an outage of either never produces a transition twice
             new_alerts = await self._retry("redis", "alert dedupe", lambda: self.store.unseen_alerts(alerts), owned)
             coalesced = _coalesce(indicators)
-            await self._retry("kafka", "produce", lambda: self.producer.send_records(coalesced, new_alerts), owned)
+            await self._retry("kafka", "produce", produce_once(self.producer, self.alerts_since, coalesced, new_alerts), owned)
         wms = owned.pipeline.watermarks
         await self._write(owned, "publish", lambda: self.store.publish(
             owned.topic, owned.partition, owned.epoch, indicators, alerts, wms, cuts))

@@ -70,7 +70,9 @@ def broker(tmp_path):
 
 class TcpProxy:
     """127.0.0.1:port → 127.0.0.1:target; `cut()` drops every connection and refuses new ones
-    (what clients see while a broker restarts), `restore()` listens again on the same port."""
+    (what clients see while a broker restarts), `restore()` listens again on the same port;
+    while `muted`, requests still reach the target but its answers are dropped (a write that
+    happened, whose acknowledgement was lost)."""
 
     def __init__(self, target: int) -> None:
         import asyncio
@@ -80,6 +82,7 @@ class TcpProxy:
         self.loop = asyncio.new_event_loop()
         self.server = None
         self.conns: set = set()
+        self.muted = False
         threading.Thread(target=self.loop.run_forever, name="tcp-proxy", daemon=True).start()
         self.restore()
 
@@ -88,9 +91,11 @@ class TcpProxy:
 
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
-    async def _pipe(self, reader, writer) -> None:
+    async def _pipe(self, reader, writer, answers: bool = False) -> None:
         try:
             while data := await reader.read(65536):
+                if answers and self.muted:
+                    continue
                 writer.write(data)
                 await writer.drain()
         except Exception:
@@ -107,7 +112,7 @@ class TcpProxy:
             writer.close()
             return
         self.conns.update((writer, uw))
-        await asyncio.gather(self._pipe(reader, uw), self._pipe(ur, writer))
+        await asyncio.gather(self._pipe(reader, uw), self._pipe(ur, writer, answers=True))
         self.conns.difference_update((writer, uw))
 
     async def _listen(self) -> None:
@@ -276,7 +281,10 @@ def cluster_on(broker, tmp_path):
 
 
 def make_cluster(broker: str, redis_base_url: str, redis_prefix: str, tmp_path: Path, procs: list[Proc]):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", IOC_LOG_LEVEL="info")
+    from tests.conftest import INGEST_TOKEN, VIEWER_TOKEN
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", IOC_LOG_LEVEL="info", IOC_VIEWER_TOKEN=VIEWER_TOKEN,
+               IOC_INGEST_TOKEN=INGEST_TOKEN)
     env.pop("IOC_KAFKA_URL", None)
     env.pop("IOC_REDIS_URL", None)
     common = ["--kafka", broker, "--redis", redis_base_url, "--redis-prefix", redis_prefix, "--partitions", str(PARTITIONS)]

@@ -69,7 +69,12 @@ def transition_key(a: dict) -> tuple:
             (a.get("labels") or {}).get("level", "") if a["state"] == "firing" else "")
 
 
-def assert_like_embedded(cluster, catalog, jsonl: bytes, escalations: bool = False) -> None:
+def assert_like_embedded(cluster, catalog, jsonl: bytes, escalations: bool = False,
+                         client_resends: bool = False) -> None:
+    """`client_resends`: the broker's connections were cut mid-request, so the Kafka client may
+    have re-sent a batch the broker had written; the test broker has no idempotent producers
+    to drop it (docs/scaling.md), so there a transition may appear twice on ioc.alerts, as the
+    very same record.  Everything else stays exact."""
     ref_latest, ref_alerts = embedded(catalog, jsonl)
     r = cluster.redis()
     latest = [json.loads(v) for v in r.hvals(f"{cluster.prefix}:latest")]
@@ -80,7 +85,14 @@ def assert_like_embedded(cluster, catalog, jsonl: bytes, escalations: bool = Fal
     assert not wrong, f"{len(wrong)} of {len(want)} indicator windows wrong, e.g. {list(wrong.items())[:5]}"
     topic = [json.loads(v) for _, v in read_topic(cluster.kafka, "ioc.alerts")]
     dups = {k: n for k, n in collections.Counter(map(transition_key, topic)).items() if n > 1}
-    assert not dups, f"transitions produced twice to ioc.alerts: {dups}"
+    if client_resends:
+        copies: dict = {}
+        for a in topic:
+            copies.setdefault(transition_key(a), []).append(a)
+        assert all(all(c == v[0] for c in v) for v in copies.values()), "a repeated transition differs"
+        topic = [v[0] for v in copies.values()]
+    else:
+        assert not dups, f"transitions produced twice to ioc.alerts: {dups}"
     assert transitions(topic, ROBUST_RULES) == transitions(ref_alerts, ROBUST_RULES)
     if escalations:
         esc = [a for a in topic if a["rule"] == "rain_risk_level" and a["state"] == "firing"
@@ -200,5 +212,5 @@ def test_broker_outage_under_running_worker(proxied_broker, cluster_on, redis_ba
     resumed = time.monotonic() - t_up
     wait_until_processed(cluster, [w], final_watermarks(catalog, jsonl, PARTITIONS), timeout_s=90)
     assert w.alive()
-    assert_like_embedded(cluster, catalog, jsonl, escalations=True)
+    assert_like_embedded(cluster, catalog, jsonl, escalations=True, client_resends=True)
     print(f"broker outage: shown down after {detected:.2f} s, processing resumed {resumed:.2f} s after it came back")
