@@ -16,6 +16,7 @@ BENCHMARKS = {
     "restart": "benchmarks.restart",
     "faust": "benchmarks.faust_worker",
     "restart_distributed": "benchmarks.restart_distributed",
+    "anomaly": "benchmarks.anomaly",
 }
 
 
