@@ -99,6 +99,18 @@ class Metrics:
             "ioc_events_corrected", "Events that replaced an earlier value of the same key, by feed.", ["feed"],
             registry=r,
         )
+        # access control (ioc/auth): reasons are a fixed vocabulary, principals an admin-managed set
+        self.auth_failures = Counter(
+            "ioc_auth_failures",
+            "Requests and sign-ins refused by access control, by reason "
+            "(missing, malformed, unknown, revoked, session, forbidden, metrics, origin).",
+            ["reason"],
+            registry=r,
+        )
+        self.ingest_rate_limited = Counter(
+            "ioc_ingest_rate_limited", "Ingest requests refused with 429 by the per-principal rate limit.",
+            ["principal"], registry=r,
+        )
         # indicator gauges (catalog entities only → bounded)
         self.rain_mm = Gauge("ioc_rain_mm", "Rain over a window, by station.", ["window", "station"], registry=r)
         self.dossier_rate = Gauge(
