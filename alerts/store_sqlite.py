@@ -167,6 +167,14 @@ class SqliteAlertStore:
             return None
         return dict(zip(("status", "attempts", "next_at", "delivered_at", "last_error"), row))
 
+    def outbox_since(self, after_seq: int, limit: int = 500) -> list[tuple[int, dict]]:
+        """Outbox rows after `after_seq`, oldest first, whatever their webhook status (alerts/notify reads
+        them with its own cursor)."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    (after_seq, limit)).fetchall()
+        return [(seq, json.loads(b)) for seq, b in rows]
+
     def outbox_all(self) -> list[dict]:
         with self._lock:
             rows = self._db.execute("SELECT key, status, attempts FROM outbox ORDER BY seq").fetchall()

@@ -62,6 +62,12 @@ class Metrics:
         self.alert_transitions = Counter(
             "ioc_alert_transitions", "Alert transitions, by rule and state.", ["rule", "state"], registry=r
         )
+        self.notifications = Counter(
+            "ioc_notifications",
+            "Notification delivery attempts to people (alerts/notify), by channel and outcome (sent, retrying, failed).",
+            ["channel", "outcome"],
+            registry=r,
+        )
         self.checkpoints = Counter("ioc_checkpoints", "State checkpoints written.", registry=r)
         self.checkpoint_seconds = Gauge(
             "ioc_checkpoint_duration_seconds", "Duration of the last checkpoint write.", registry=r
