@@ -20,30 +20,12 @@
   counting (never silently drop what a sensor said), and if a province wants
   such readings excluded, have the rain processor call `implausible_rain()` and
   dead-letter the reading with reason `invalid_value` — one function, shared.
-- **Seasonal anomaly** (`HourOfWeekBaseline`, `HourlySeries`): per entity, the
-  hourly volume (dossiers received per unit; mean people waiting per site) is
-  compared with the median of the same hour of the week over the last weeks,
-  scaled by the MAD (robust z).  `score_one` returns None while warming up
-  (fewer than `min_history` weeks for that hour); a point flagged as anomalous
-  is not learned, so an outage or a surge does not become the new normal.
-  The API mirrors river's `learn_one`/`score_one`.
+- **Anomalies** on any indicator series: alerts/anomaly/ (the `anomaly` rule kind).
 """
 
 from __future__ import annotations
 
 import heapq
-from statistics import median
-from typing import Iterator
-
-WEEK_H = 168
-_LOCAL_OFFSET_S = 7 * 3600  # Asia/Ho_Chi_Minh, no DST
-
-
-def hour_of_week(t: float) -> int:
-    """0 = Monday 00:00–01:00 local time … 167 = Sunday 23:00–24:00."""
-    ls = int(t // 1) + _LOCAL_OFFSET_S
-    days = ls // 86400
-    return ((days + 3) % 7) * 24 + (ls % 86400) // 3600  # 1970-01-01 was a Thursday
 
 
 # ---------------------------------------------------------------- implausible
@@ -186,118 +168,3 @@ class StaleTracker:
                 self._queued.add(entity)
                 self._heap.append((last + self.threshold_s, entity))
         heapq.heapify(self._heap)
-
-
-# ---------------------------------------------------------------- seasonal anomaly
-
-
-class HourOfWeekBaseline:
-    """Robust per-hour-of-week baseline for one series (river-style API).
-
-    Each of the 168 hours of the week keeps its last `history` values.  The
-    score is the robust z = (x − median) / max(1.4826·MAD, min_scale).
-    """
-
-    def __init__(self, history: int = 8, min_history: int = 3, min_scale: float = 1.0) -> None:
-        self.history = history
-        self.min_history = min_history
-        self.min_scale = min_scale
-        self.slots: dict[int, list[float]] = {}
-
-    def learn_one(self, t: float, x: float) -> None:
-        slot = self.slots.setdefault(hour_of_week(t), [])
-        slot.append(float(x))
-        if len(slot) > self.history:
-            del slot[0]
-
-    def expected(self, t: float) -> float | None:
-        slot = self.slots.get(hour_of_week(t))
-        if not slot or len(slot) < self.min_history:
-            return None
-        return float(median(slot))
-
-    def score_one(self, t: float, x: float) -> float | None:
-        """Signed robust z of x against its hour of week; None while warming up."""
-        slot = self.slots.get(hour_of_week(t))
-        if not slot or len(slot) < self.min_history:
-            return None
-        med = median(slot)
-        mad = median(abs(v - med) for v in slot)
-        scale = max(1.4826 * mad, self.min_scale)
-        return (x - med) / scale
-
-    def get_state(self) -> dict:
-        return {str(k): list(v) for k, v in sorted(self.slots.items())}
-
-    def set_state(self, state: dict) -> None:
-        self.slots = {int(k): [float(x) for x in v] for k, v in state.items()}
-
-
-class HourlySeries:
-    """Hourly buckets per entity, closed when the feed's watermark passes their end.
-
-    `count=True`: the value of an hour is the number of items (hours without
-    any are 0 — a quiet hour is data).  `count=False`: the mean of the values
-    seen in the hour (hours without readings are skipped, not 0).
-    Readings for an hour already closed are ignored (the baseline is not
-    rewritten by late data).
-    """
-
-    def __init__(self, count: bool, max_gap_h: int = WEEK_H) -> None:
-        self.count = count
-        self.max_gap_h = max_gap_h
-        self.open_from: dict[str, int] = {}  # entity → first hour (epoch s) not yet closed
-        self.first: dict[str, int] = {}  # entity → the hour it was first seen (partial, not learned)
-        self.sums: dict[str, dict[int, list[float]]] = {}
-
-    def add(self, entity: str, t: float, x: float = 1.0) -> None:
-        h = int(t // 3600) * 3600
-        start = self.open_from.get(entity)
-        if start is None:
-            self.open_from[entity] = h
-            self.first[entity] = h
-        elif h < start:
-            return
-        b = self.sums.get(entity)
-        if b is None:
-            b = self.sums[entity] = {}
-        acc = b.get(h)
-        if acc is None:
-            acc = b[h] = [0.0, 0]
-        acc[0] += x
-        acc[1] += 1
-
-    def close(self, watermark: float) -> Iterator[tuple[str, int, float, bool]]:
-        """Yield (entity, hour_start, value, partial) for every hour that ended by `watermark`."""
-        now_h = int(watermark // 3600) * 3600
-        for entity in sorted(self.open_from):
-            start = self.open_from[entity]
-            if start >= now_h:
-                continue
-            if (now_h - start) // 3600 > self.max_gap_h:
-                start = now_h - self.max_gap_h * 3600
-            buckets = self.sums.get(entity, {})
-            for h in range(start, now_h, 3600):
-                acc = buckets.pop(h, None)
-                if self.count:
-                    value = acc[0] if acc else 0.0
-                elif acc and acc[1]:
-                    value = acc[0] / acc[1]
-                else:
-                    continue
-                yield entity, h, value, h == self.first.get(entity)
-            for h in [h for h in buckets if h < now_h]:
-                del buckets[h]
-            self.open_from[entity] = now_h
-
-    def get_state(self) -> dict:
-        return {
-            "open_from": dict(self.open_from),
-            "first": dict(self.first),
-            "sums": {e: {str(h): acc for h, acc in b.items()} for e, b in self.sums.items() if b},
-        }
-
-    def set_state(self, state: dict) -> None:
-        self.open_from = {k: int(v) for k, v in state.get("open_from", {}).items()}
-        self.first = {k: int(v) for k, v in state.get("first", {}).items()}
-        self.sums = {e: {int(h): list(acc) for h, acc in b.items()} for e, b in state.get("sums", {}).items()}

@@ -25,14 +25,15 @@ from typing import Any, Iterable, Sequence
 import msgspec
 
 from ioc.catalog import Catalog
-from ioc.events import CameraEvent, DossierEvent, RainEvent
+from ioc.events import CameraEvent, RainEvent
 from ioc.records import Alert, Indicator
 from ioc.timeutil import format_ts, parse_ts
 
 from alerts.conditions import FIRE, FIRING, INACTIVE, RESOLVE, CondState, step
+from alerts.anomaly import detector_from_state, make_detector
+from alerts.anomaly.explain import explain
+from alerts.anomaly.series import StepSampler
 from alerts.detectors import (
-    HourlySeries,
-    HourOfWeekBaseline,
     SensorTrack,
     StaleTracker,
     implausible_camera,
@@ -41,7 +42,7 @@ from alerts.detectors import (
 from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silence, check_silence_time
 from alerts.rules import OPS, Rule, RuleSet, parse_duration
 
-__all__ = ["AlertEngine", "NotFound", "NotActive", "Silence"]
+__all__ = ["AlertEngine", "NotFound", "NotActive", "Silence", "ThreadFull"]
 
 _SEP = "\x1f"
 _LOCAL = 7 * 3600
@@ -135,7 +136,9 @@ class AlertEngine:
         self._stale_rule = kinds.get("stale")
         self._flat_rule = kinds.get("flatline")
         self._bad_rule = kinds.get("implausible")
-        self._anom_rule = kinds.get("anomaly")
+        self._anom_rules = tuple(r for r in self.rules if r.kind == "anomaly")
+        for r in self._anom_rules:  # their series' latest values are recorded like any rule input
+            self._by_input.setdefault((r.indicator, r.window), []).append(r)
         fp = self._flat_rule.params if self._flat_rule else {}
         self._flat_cfg = (int(fp.get("min_readings", 6)), parse_duration(fp.get("min_duration", "1h")),
                           tuple(float(x) for x in fp.get("ignore", [0])))
@@ -160,14 +163,9 @@ class AlertEngine:
         self._seeded: set[str] = set()
         self._tracks: dict[str, dict[str, SensorTrack]] = {"rain": {}, "camera": {}}
         self._bad_active: dict[str, set[str]] = {"rain": set(), "camera": set()}
-        ar = self._anom_rule
-        self._series: dict[str, HourlySeries] = {}
-        if ar:
-            if "dossier" in ar.feeds:
-                self._series["dossier"] = HourlySeries(count=True)
-            if "camera" in ar.feeds:
-                self._series["camera"] = HourlySeries(count=False)
-        self._baselines: dict[tuple[str, str], HourOfWeekBaseline] = {}
+        # anomaly rules: (rule, entity) → [sampler, detector]; entities seen per rule, in first-seen order
+        self._anom: dict[tuple[str, str], list] = {}
+        self._anom_ents: dict[str, dict[str, None]] = {r.name: {} for r in self._anom_rules}
 
     # ================================================================ batch API
     def process(self, events: Sequence[Any], indicators: Sequence[Indicator],
@@ -272,6 +270,9 @@ class AlertEngine:
         eval_levels, eval_threshold = self._eval_levels, self._eval_threshold
         for (rule, entity), (t, late) in dirty.items():
             name = rule.name
+            if rule.kind == "anomaly":
+                self._anom_ents[name][entity] = None  # sampled at step boundaries (_detect_anomalies)
+                continue
             if rule.kind == "levels":
                 if (name, entity) not in conds and (name, entity, "") not in active:
                     for ind, win, op, value in may_fire[rule]:
@@ -297,7 +298,7 @@ class AlertEngine:
             if any((r, key[1]) in dirty for r in named.get(key[0], ())):
                 continue  # evaluated with this batch's values already
             rule = self._by_name.get(key[0])
-            if rule is None:
+            if rule is None or rule.kind == "anomaly":  # anomaly rules step at their own sample times
                 self._ticking.pop(key, None)
                 continue
             t = self._wm.get(rule.feeds[0]) if rule.feeds else None
@@ -468,8 +469,6 @@ class AlertEngine:
         kind = {"threshold": rule.entity, "levels": "station"}.get(rule.kind, rule.entity)
         if "/" in kind or kind not in ("station", "unit", "site", "camera"):
             kind = {"rain": "station", "camera": "camera", "dossier": "unit"}.get(feed or "", "unit")
-            if rule.kind == "anomaly" and feed == "camera":
-                kind = "site"
         name, unit, _ = self._entity_info(kind, entity)
         ts = format_ts(t)
         rv = None if value is None else round(float(value), 3) + 0.0
@@ -507,7 +506,6 @@ class AlertEngine:
         max_ctr = bp.get("max_counters_open")
         want_r_track = bool(flat and "rain" in flat.feeds) or bool(bad and "rain" in bad.feeds)
         want_c_track = bool(flat and "camera" in flat.feeds) or bool(bad and "camera" in bad.feeds)
-        dossier_s, camera_s = self._series.get("dossier"), self._series.get("camera")
         recovered: list[tuple[str, str, float]] = []
         touched: dict[tuple[str, str], None] = {}  # flatline to re-check
         new_bad: dict[tuple[str, str], None] = {}  # a new implausible reading arrived
@@ -583,11 +581,6 @@ class AlertEngine:
                         touched[("camera", ent)] = None
                 if cam_stale is not None and cam_stale.seen(ent, t):
                     recovered.append(("camera", ent, t))
-                if camera_s is not None:
-                    camera_s.add(e.site, t, e.waiting)
-            elif tp is DossierEvent:
-                if dossier_s is not None and e.status == "received":
-                    dossier_s.add(e.unit, e.t)
         sr = self._stale_rule
         for feed, ent, t_ev in recovered:
             t = self._wm.get(feed, t_ev)
@@ -667,41 +660,67 @@ class AlertEngine:
                     elif tr is None or tr.bad_t is None or wm - tr.bad_t >= hold:
                         ents.discard(ent)
                         self._emit(out, self._lc.resolve(key, ts=format_ts(wm), t=wm, keep_value=True))
-        ar = self._anom_rule
-        if ar is not None:
+        for ar in self._anom_rules:
             self._detect_anomalies(ar, out)
 
-    def _detect_anomalies(self, rule: Rule, out: list[Alert]) -> None:
+    @staticmethod
+    def _anom_cfg(rule: Rule) -> tuple[float, bool, str, dict]:
+        """(step_s, increase, detector name, detector params) of an anomaly rule (validated at load)."""
         p = rule.params
-        thr = float(p.get("threshold", 4.0))
-        min_delta = float(p.get("min_delta", 3.0))
-        for feed, series in self._series.items():
-            wm = self._wm.get(feed)
-            if wm is None:
-                continue
-            kind = "unit" if feed == "dossier" else "site"
-            name = "dossier_received_per_hour" if feed == "dossier" else "queue_waiting_hourly_mean"
-            for ent, h, value, partial in series.close(wm):
-                bl = self._baselines.get((feed, ent))
-                if bl is None:
-                    bl = self._baselines[(feed, ent)] = HourOfWeekBaseline(
-                        int(p.get("history", 8)), int(p.get("min_history", 3)), float(p.get("min_scale", 1.0)))
-                z = bl.score_one(h, value)
-                exp = bl.expected(h)
-                flagged = z is not None and exp is not None and abs(z) >= thr and abs(value - exp) >= min_delta
-                key: Key = (rule.name, ent, feed)
-                if flagged:
-                    labels = self._labels(rule, ent, kind, wm)
-                    labels.update(series=name, direction="above" if z > 0 else "below")
-                    extra = {"expected": round(exp, 1), "score": round(z, 1), "series": name, "feed": feed,
-                             "hour": format_ts(h)[11:16]}
-                    self._fire(rule, key, ent, wm, round(value, 2), rule.severity, labels, extra, late=False,
-                               out=out, feed=feed)
-                else:
-                    if not partial:
-                        bl.learn_one(h, value)  # never learn from a point that was flagged
-                    if key in self._lc.active:
-                        self._emit(out, self._lc.resolve(key, ts=format_ts(wm), t=wm, value=round(value, 2)))
+        dp = {"utc_offset_s": 7 * 3600.0, **dict(p.get("detector_params") or {})}
+        name = str(p.get("detector", "robust"))
+        if name != "robust":
+            dp.pop("utc_offset_s", None)
+        return parse_duration(p.get("step", "1h")), p.get("transform", "value") == "increase", name, dp
+
+    def _detect_anomalies(self, rule: Rule, out: list[Alert]) -> None:
+        """Sample the rule's series at every step that ended by its feed's watermark; score; alert.
+
+        The alert follows the detector's score before alarm suppression (`likelihood`): fire at
+        ≥ threshold held for the rule's `for`, clear below clear_threshold held for `keep_firing_for`.
+        """
+        wm = self._wm.get(rule.feeds[0]) if rule.feeds else None
+        ents = self._anom_ents.get(rule.name)
+        if wm is None or not ents:
+            return
+        p = rule.params
+        fire_at, clear_below = float(p.get("threshold", 0.5)), float(p.get("clear_threshold", 0.2))
+        cfg = None
+        for ent in ents:
+            v = _num(self._latest.get((rule.indicator, rule.window, ent)))
+            if v is None:
+                continue  # no data is not zero
+            tr = self._anom.get((rule.name, ent))
+            if tr is None:
+                cfg = cfg or self._anom_cfg(rule)
+                tr = self._anom[(rule.name, ent)] = [StepSampler(cfg[0], cfg[1]), make_detector(cfg[2], cfg[3])]
+            sampler, det = tr
+            for t, x in sampler.due(wm, v):
+                sc = det.score_one(t, x)
+                det.learn_one(t, x)
+                if sc is None:
+                    continue  # warming up: no verdict
+                self._anomaly_step(rule, ent, t, x, sc, fire_at, clear_below, out)
+
+    def _anomaly_step(self, rule: Rule, ent: str, t: float, x: float, sc: Any, fire_at: float,
+                      clear_below: float, out: list[Alert]) -> None:
+        ckey = (rule.name, ent)
+        key: Key = (rule.name, ent, "")
+        if ckey not in self._conds and key not in self._lc.active and sc.likelihood < fire_at:
+            return  # quiet and not firing: nothing can change
+        st = self._cond(rule, ent)
+        ev = step(st, t, sc.likelihood >= fire_at, sc.likelihood < clear_below, rule.for_s, rule.keep_firing_for_s)
+        if ev == RESOLVE:
+            self._emit(out, self._lc.resolve(key, ts=format_ts(t), t=t, value=round(x, 3)))
+        elif ev == FIRE:
+            labels = self._labels(rule, ent, rule.entity, t)
+            extra = explain(sc, t, rule.indicator or "", rule.window or "")
+            labels.update(scale=sc.scale, seasonal=sc.seasonal, direction=sc.direction,
+                          series=f"{rule.indicator} {rule.window}")
+            extra["feed"] = rule.feeds[0]
+            self._fire(rule, key, ent, t, x, rule.severity, labels, extra, late=False, out=out, feed=rule.feeds[0])
+        if st.phase == INACTIVE:
+            self._conds.pop(ckey, None)
 
     # ================================================================ persistence
     def _persist(self) -> None:
@@ -748,6 +767,14 @@ class AlertEngine:
                 tr = self._tracks[key[2]].setdefault(key[1], SensorTrack())
                 if tr.bad_t is None:
                     tr.bad_t = self._ts(a.ts)
+        # alerts of the former hour-of-week anomaly detector were scoped by feed; today's anomaly rules
+        # never touch such a key again, so retire them instead of leaving them active for ever
+        retired = [(key, a) for key, a in self._lc.active.items()
+                   if key[2] and getattr(self._by_name.get(key[0]), "kind", "") == "anomaly"]
+        for key, a in retired:
+            self._lc.resolve(key, ts=a.ts, t=self._ts(a.ts), keep_value=True)
+        if retired:
+            self._persist()
 
     def checkpoint(self) -> dict:
         """Save the full engine state to the store (if any) and return it."""
@@ -909,8 +936,9 @@ class AlertEngine:
             "seeded": sorted(self._seeded),
             "tracks": {f: {e: tr.to_list() for e, tr in d.items()} for f, d in self._tracks.items()},
             "bad_active": {f: sorted(s) for f, s in self._bad_active.items()},
-            "series": {f: s.get_state() for f, s in self._series.items()},
-            "baselines": {f"{f}{_SEP}{e}": b.get_state() for (f, e), b in self._baselines.items()},
+            "anomaly": {f"{r}{_SEP}{e}": {"sampler": sm.to_list(), "detector": det.get_state()}
+                        for (r, e), (sm, det) in self._anom.items()},
+            "anomaly_entities": {r: list(ents) for r, ents in self._anom_ents.items()},
         }
 
     def _set_core_state(self, s: dict) -> None:
@@ -928,16 +956,16 @@ class AlertEngine:
             self._tracks[f] = {e: SensorTrack.from_list(v) for e, v in d.items()}
         for f, ents in s.get("bad_active", {}).items():
             self._bad_active[f] = set(ents)
-        for f, st in s.get("series", {}).items():
-            if f in self._series:
-                self._series[f].set_state(st)
-        p = self._anom_rule.params if self._anom_rule else {}
-        for k, st in s.get("baselines", {}).items():
-            f, e = k.split(_SEP, 1)
-            b = HourOfWeekBaseline(int(p.get("history", 8)), int(p.get("min_history", 3)),
-                                   float(p.get("min_scale", 1.0)))
-            b.set_state(st)
-            self._baselines[(f, e)] = b
+        for r, ents in s.get("anomaly_entities", {}).items():
+            if r in self._anom_ents:
+                self._anom_ents[r] = dict.fromkeys(ents)
+        for k, st in s.get("anomaly", {}).items():
+            r, e = k.split(_SEP, 1)
+            rule = self._by_name.get(r)
+            if rule is None or rule.kind != "anomaly":
+                continue  # the rule was removed: its detectors go with it
+            step_s, increase, _, _ = self._anom_cfg(rule)
+            self._anom[(r, e)] = [StepSampler(step_s, increase, *st["sampler"]), detector_from_state(st["detector"])]
 
     # convenience for tests / tools
     @property

@@ -7,8 +7,13 @@ A rule file is a mapping with a `rules:` list.  Each rule has a `kind`:
   `keep_firing_for`, all in event time;
 - ``levels``     graded levels (Decision 18/2021 heavy-rain risk): the highest
   level whose `any:` clauses hold; clears when every `clear:` clause holds;
-- ``stale`` / ``flatline`` / ``implausible`` / ``anomaly``: detectors
-  (alerts/detectors.py) configured by `params:`.
+- ``stale`` / ``flatline`` / ``implausible``: detectors (alerts/detectors.py)
+  configured by `params:`;
+- ``anomaly``    a streaming anomaly detector (alerts/anomaly/) attached to one
+  indicator series (`indicator`, `window`, `entity`), sampled every
+  `params.step` of event time, firing when its score reaches
+  `params.threshold` (held for `for`) and clearing below
+  `params.clear_threshold` (hysteresis).
 
 Loading validates everything up front and raises one RuleError listing every
 problem as ``FILE: rule 'NAME': FIELD: what is wrong``.  Pure: no I/O beyond
@@ -48,7 +53,9 @@ _KIND_FIELDS = {
     "stale": {"minutes", "last_seen", "feed"},
     "flatline": {"reading", "minutes", "readings", "feed"},
     "implausible": {"reason", "reading", "feed"},
-    "anomaly": {"expected", "score", "series", "hour", "feed"},
+    "anomaly": {"indicator", "window", "feed", "at", "score", "score_vi", "scale_en", "scale_vi", "observed",
+                "observed_vi", "expected", "expected_vi", "expected_low", "expected_low_vi", "expected_high",
+                "expected_high_vi", "seasonal", "direction_en", "direction_vi"},
 }
 
 
@@ -464,10 +471,14 @@ def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
                   clear_all=tuple(clear_all))
         verify = verify or any(lv.verify for lv in levels)
 
+    elif kind == "anomaly":
+        kw.update(_anomaly_fields(ctx, raw, params, entity))
+        feeds = kw.pop("feeds")
+
     else:  # detectors
         if not feeds:
             feeds = {"stale": ("rain", "camera"), "flatline": ("rain", "camera"),
-                     "implausible": ("rain", "camera"), "anomaly": ("dossier", "camera")}[kind]
+                     "implausible": ("rain", "camera")}[kind]
         for key in ("threshold", "minutes", "min_history", "history", "min_scale", "min_delta",
                     "max_reading_mm", "max_rate_mm_h", "max_waiting", "max_counters_open", "min_readings",
                     "min_interval_s"):
@@ -488,6 +499,58 @@ def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
         feeds=feeds, for_s=for_s, keep_firing_for_s=keep_s, labels=labels, hazard=hazard, params=dict(params),
         verify=verify, description=str(raw.get("description", "")), cap=cap, **kw,
     )
+
+
+ANOMALY_PARAMS = {"detector", "step", "transform", "threshold", "clear_threshold", "detector_params"}
+
+
+def _anomaly_fields(ctx: _Ctx, raw: dict, params: dict, entity: Any) -> dict[str, Any]:
+    """Validate an anomaly rule's series and parameters (the indicator/window must exist)."""
+    from alerts.anomaly import make_detector
+    from alerts.anomaly.series import KNOWN_SERIES, TRANSFORMS
+
+    ind, win = raw.get("indicator"), raw.get("window")
+    feeds: tuple[str, ...] = ()
+    if not isinstance(ind, str) or not isinstance(win, str):
+        ctx.err("indicator", "an anomaly rule watches one series: set indicator and window, "
+                             "e.g. indicator: queue_waiting, window: now")
+    elif (ind, win) not in KNOWN_SERIES:
+        wins = sorted(w for i, w in KNOWN_SERIES if i == ind)
+        hint = f"; {ind} has windows {', '.join(wins)}" if wins else \
+            f"; known indicators: {', '.join(sorted({i for i, _ in KNOWN_SERIES}))}"
+        ctx.err("indicator", f"no indicator {ind!r} with window {win!r}{hint}")
+    else:
+        feed, ekind = KNOWN_SERIES[(ind, win)]
+        feeds = (feed,)
+        if entity is not None and entity != ekind:
+            ctx.err("entity", f"{ind} {win} is per {ekind}, not per {entity!r}")
+    unknown = set(params) - ANOMALY_PARAMS
+    if unknown:
+        ctx.err("params", f"unknown parameter(s) {sorted(unknown)}; allowed: {', '.join(sorted(ANOMALY_PARAMS))}")
+    step_s = 3600.0
+    try:
+        step_s = parse_duration(params.get("step", "1h"))
+        if step_s < 60:
+            ctx.err("params.step", f"a step of at least 1m, got {params.get('step')!r}")
+    except ValueError as exc:
+        ctx.err("params.step", str(exc))
+    transform = params.get("transform", "value")
+    if transform not in TRANSFORMS:
+        ctx.err("params.transform", f"expected one of {', '.join(TRANSFORMS)}, got {transform!r}")
+    thr, clr = params.get("threshold", 0.5), params.get("clear_threshold", 0.2)
+    for key, v in (("threshold", thr), ("clear_threshold", clr)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0:
+            ctx.err(f"params.{key}", f"a score between 0 and 1, got {v!r}")
+    if isinstance(thr, (int, float)) and isinstance(clr, (int, float)) and clr > thr:
+        ctx.err("params.clear_threshold", f"{clr} is above threshold {thr}: the alert would never clear")
+    dp = params.get("detector_params") or {}
+    try:
+        if not isinstance(dp, dict):
+            raise ValueError(f"expected a mapping, got {dp!r}")
+        make_detector(str(params.get("detector", "robust")), dict(dp))
+    except (TypeError, ValueError) as exc:
+        ctx.err("params.detector", str(exc))
+    return {"indicator": ind, "window": win, "feeds": feeds}
 
 
 def parse_rules(text: str, source: str = "<memory>") -> list[Rule]:
@@ -556,7 +619,7 @@ def load_rules(*paths: str | Path) -> RuleSet:
 
 
 def _check_set(rules: list[Rule]) -> None:
-    for kind in ("stale", "flatline", "implausible", "anomaly"):
+    for kind in ("stale", "flatline", "implausible"):  # anomaly rules: one per series, as many as wanted
         names = [r.name for r in rules if r.kind == kind]
         if len(names) > 1:
             first = next(r for r in rules if r.name == names[1])

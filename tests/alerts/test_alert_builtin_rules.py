@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.detectors import hour_of_week
 
-from alerttest_util import T0, cam, dossier, engine_for, ind, rain
+from alerttest_util import T0, cam, engine_for, ind, rain
 
 from alerts.engine import AlertEngine
 
@@ -227,43 +226,3 @@ def test_no_data_is_not_zero(rules):
     assert eng.process([], [ind("dossier_overdue_open", "now", "u", T0 + 60, None, stale=True)],
                        {"dossier": T0 + 60}) == []
     assert len(eng.active()) == 1
-
-
-def _week_of_dossiers(eng, week: int, n: int, unit: str = "vinh-yen"):
-    start = T0 + week * 7 * DAY  # Wednesday 13:00
-    evs = [dossier(f"d{week}-{i}", unit, start + 60 + i * 30) for i in range(n)]
-    return eng.process(evs, [], {"dossier": start + H + 1})  # the watermark closes the 13:00 hour
-
-
-def _prime(eng, unit: str = "vinh-yen"):
-    """A first dossier an hour earlier, so the 13:00 hour is not the unit's (partial) first hour."""
-    eng.process([dossier("d-prime", unit, T0 - 1800)], [], {"dossier": T0 - 1800})
-
-
-def test_anomaly_flags_far_from_hour_of_week_baseline_and_does_not_learn_it(rules):
-    eng = engine_for(rules, "anomaly")
-    _prime(eng)
-    out = []
-    for week, n in enumerate([10, 12, 11, 9]):
-        out += _week_of_dossiers(eng, week, n)
-    assert out == []  # weeks 0–2 warm up (no score), week 3 is ordinary
-    bl = eng._baselines[("dossier", "vinh-yen")]
-    assert bl.expected(T0) == 10.5
-    (a,) = _week_of_dossiers(eng, 4, 40)
-    assert (a.rule, a.entity, a.state, a.severity, a.value) == ("anomaly", "vinh-yen", "firing", "info", 40.0)
-    assert a.labels["series"] == "dossier_received_per_hour" and a.labels["direction"] == "above"
-    assert "10.5" in a.message["en"]
-    assert sorted(bl.slots[hour_of_week(T0)]) == [9, 10, 11, 12]  # the flagged 40 was not learned
-    out = _week_of_dossiers(eng, 5, 11)  # the quiet 14:00 hour of week 4 closes first → resolved
-    assert [(x.rule, x.state) for x in out] == [("anomaly", "resolved")]
-    assert bl.expected(T0) == 11.0
-
-
-def test_anomaly_gives_no_score_while_warming_up(rules):
-    eng = engine_for(rules, "anomaly")
-    _prime(eng)
-    out = []
-    for week, n in enumerate([10, 60, 10]):
-        out += _week_of_dossiers(eng, week, n)
-    assert out == []
-    assert eng._baselines[("dossier", "vinh-yen")].score_one(T0, 60) is not None  # 3 weeks known now
