@@ -47,7 +47,7 @@ class _Base:
     def __init__(self, url: str, *, timeout_s: float = 5.0, max_attempts: int = 4, backoff_s: float = 0.5,
                  backoff_max_s: float = 30.0, retry_later_s: float = 60.0, give_up_after: int = 40,
                  headers: dict[str, str] | None = None, format: str = "json", catalog=None, rules=None,
-                 cap_sender: str = "ioc-monitor@localhost", clock: Callable[[], float] = time.time) -> None:
+                 cap_sender: str | None = None, clock: Callable[[], float] = time.time) -> None:
         if format not in ("json", "cap"):
             raise ValueError("format must be 'json' or 'cap'")
         self.url = url

@@ -277,6 +277,40 @@ def _str_map(ctx: _Ctx, d: Any, where: str) -> dict[str, str]:
     return out
 
 
+# the rule's `cap:` block (alerts/cap.py): CAP 1.2 enumerations, or free text where CAP has it
+CAP_CATEGORIES = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra",
+                  "CBRNE", "Other")
+_CAP_CHOICES = {"category": CAP_CATEGORIES, "certainty": ("Observed", "Likely", "Possible", "Unlikely", "Unknown"),
+                "scope": ("Public", "Restricted"), "status": ("Actual", "Exercise", "Test")}
+_CAP_TEXT = {"event_vi", "event_en", "instruction_vi", "instruction_en", "contact"}
+
+
+def _check_cap(ctx: _Ctx, cap: dict[str, str]) -> None:
+    for k, v in cap.items():
+        if k in _CAP_CHOICES:
+            if v not in _CAP_CHOICES[k]:
+                ctx.err(f"cap.{k}", f"expected one of {', '.join(_CAP_CHOICES[k])}, got {v!r}")
+        elif k == "expires":
+            try:
+                if parse_duration(v) <= 0:
+                    raise ValueError(f"expected a positive duration like '12h', got {v!r}")
+            except ValueError as exc:
+                ctx.err("cap.expires", str(exc))
+        elif k == "radius_km":
+            try:
+                ok = 0 < float(v) <= 500
+            except ValueError:
+                ok = False
+            if not ok:
+                ctx.err("cap.radius_km", f"expected a radius in km (0 < r ≤ 500), got {v!r}")
+        elif k in _CAP_TEXT:
+            if len(v) > 2000:
+                ctx.err(f"cap.{k}", "at most 2,000 characters")
+        else:
+            known = sorted({*_CAP_CHOICES, "expires", "radius_km", *_CAP_TEXT})
+            ctx.err(f"cap.{k}", f"unknown field; the cap block takes {', '.join(known)}")
+
+
 def _op(ctx: _Ctx, v: Any, where: str) -> str:
     if v not in OPS:
         ctx.err(where, f"unknown comparison {v!r}; use one of {' '.join(OPS)}")
@@ -364,6 +398,7 @@ def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
     labels = _str_map(ctx, raw.get("labels"), "labels")
     _check_templates(ctx, message, kind, labels)
     cap = _str_map(ctx, raw.get("cap"), "cap")
+    _check_cap(ctx, cap)
     params = raw.get("params") or {}
     if not isinstance(params, dict):
         ctx.err("params", f"expected a mapping, got {params!r}")

@@ -36,6 +36,30 @@ class Unit(Struct, kw_only=True, frozen=True):
     level: Level
     parent: str | None = None
     name_en: str | None = None
+    # official administrative unit code (GSO list, docs/domain.md §4): 2 digits for a province, 3 for a
+    # district, 5 for a commune; CAP messages carry it as a geocode
+    code: str | None = None
+    # boundary as [[lat, lon], ...], closed (first point = last), for CAP areas; optional
+    polygon: tuple[tuple[float, float], ...] | None = None
+
+
+_CODE_DIGITS = {"province": 2, "district": 3, "commune": 5}
+
+
+def _check_unit(u: Unit, source: str) -> None:
+    """A unit's code and polygon are usable as CAP geocode and polygon, or the catalog is refused."""
+    where = f"{source}: units[{u.id}]"
+    if u.code is not None:
+        n = _CODE_DIGITS[u.level]
+        if not (u.code.isascii() and u.code.isdigit() and len(u.code) == n):
+            raise CatalogError(f"{where}.code: expected the {n}-digit official code of a {u.level}, got {u.code!r}")
+    if u.polygon is not None:
+        pts = u.polygon
+        if len(pts) < 4 or tuple(pts[0]) != tuple(pts[-1]):
+            raise CatalogError(f"{where}.polygon: expected at least 4 [lat, lon] points, the last equal to the first")
+        for lat, lon in pts:
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise CatalogError(f"{where}.polygon: [{lat}, {lon}] is not a latitude, longitude pair")
 
 
 class Site(Struct, kw_only=True, frozen=True):
@@ -87,9 +111,13 @@ class Catalog:
         for site in data.sites:
             for cam in site.cameras:
                 self.camera_site[cam] = site.id
+        codes: dict[str, str] = {}
         for u in data.units:
             if u.parent is not None and u.parent not in self.units:
                 raise CatalogError(f"{source}: units[{u.id}]: parent {u.parent!r} is not a unit in the catalog")
+            _check_unit(u, source)
+            if u.code is not None and codes.setdefault(u.code, u.id) != u.id:
+                raise CatalogError(f"{source}: units[{u.id}].code: {u.code} is already the code of {codes[u.code]}")
         self._ancestors: dict[str, tuple[str, ...]] = {}
         for u in data.units:
             self._ancestors[u.id] = self._walk(u.id, source)

@@ -49,6 +49,9 @@ class Alert(Struct, tag_field="type", tag="alert", omit_defaults=True, kw_only=T
     acknowledged: dict | None = None  # {"by":..., "at":..., "comment":...}
     started: str | None = None  # event time the alert first fired
     incident: str | None = None
+    # operator actions, each naming the acting principal (appended: field order is the wire order)
+    comments: list[dict] = []  # [{"by":..., "at":..., "text":...}], oldest first
+    assignee: dict | None = None  # {"name":..., "by":..., "at":...}
 
     @property
     def key(self) -> tuple[str, str]:

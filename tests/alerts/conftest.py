@@ -34,3 +34,19 @@ def receiver():
     yield make
     for r in made:
         r.__exit__(None, None, None)
+
+
+@pytest.fixture(autouse=True)
+def _every_cap_message_is_schema_valid(monkeypatch):
+    """Every CAP message rendered in-process by an alert test is checked against the OASIS schema."""
+    import alerts.cap as cap
+    from captest_util import validate_cap
+
+    real = cap.render_cap
+
+    def checked(*args, **kwargs):
+        xml = real(*args, **kwargs)
+        validate_cap(xml)
+        return xml
+
+    monkeypatch.setattr(cap, "render_cap", checked)
