@@ -28,6 +28,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 import faust
 
@@ -43,6 +45,9 @@ app = faust.App(
     settings.app_id,
     broker=faust_broker(settings.kafka_url),
     store="memory://",
+    # Faust keeps nothing of ours on disk (state lives in Redis), but it creates its table
+    # directory anyway: under the temp dir, not in whatever directory the worker was started from
+    datadir=str(Path(tempfile.gettempdir()) / f"{settings.app_id}-faust"),
     value_serializer="raw",
     key_serializer="raw",
     topic_partitions=settings.partitions,
