@@ -7,8 +7,9 @@ Pure apart from the optional `store` (an adapter object it calls to persist
 transitions, acknowledgements, silences and the notification outbox).  No
 wall clock: every transition is stamped with event time (the feed's
 watermark, which is what Indicator.ts carries), so a replay of the same
-batches gives byte-identical alerts.  Operator actions (acknowledge, silence)
-carry a wall-clock time that the caller passes in.
+batches gives byte-identical alerts.  Operator actions (acknowledge, comment,
+assign, silence) carry the acting principal's name and a wall-clock time that
+the caller passes in.
 
 Thread safety: public methods take one lock, so an API thread may call
 acknowledge() while the pipeline thread calls process().
@@ -39,7 +40,7 @@ from alerts.detectors import (
     implausible_camera,
     implausible_rain,
 )
-from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silence, check_silence_time
+from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silence, ThreadFull, check_silence_time
 from alerts.rules import OPS, Rule, RuleSet, parse_duration
 
 __all__ = ["AlertEngine", "NotFound", "NotActive", "Silence", "ThreadFull"]
@@ -819,16 +820,55 @@ class AlertEngine:
             self._persist()
             return a
 
-    def check_acknowledge(self, alert_id: str) -> bool:
-        """Would acknowledge() change anything?  False when already acknowledged; raises NotFound or
-        NotActive as acknowledge() would (so a caller journals only actions that apply)."""
+    def check_acknowledge(self, alert_id: str, comment: str | None = None) -> bool:
+        """Would acknowledge() change anything?  False when already acknowledged and there is no comment
+        to add; raises NotFound, NotActive or ThreadFull as acknowledge() would (so a caller journals
+        only actions that apply)."""
         with self._lock:
-            key = self._lc.by_id.get(alert_id)
-            if key is None:
-                if alert_id in self._lc.resolved or (self.store is not None and self.store.get_alert(alert_id)):
-                    raise NotActive(f"alert {alert_id} is already resolved")
-                raise NotFound(alert_id)
-            return not self._lc.active[key].acknowledged
+            a = self._active(alert_id)
+            if comment:
+                self._lc.check_comment(alert_id)
+            return not a.acknowledged or bool(comment)
+
+    def _active(self, alert_id: str) -> Alert:
+        """The active alert of that id; NotActive when it is resolved (here or only in the store)."""
+        key = self._lc.by_id.get(alert_id)
+        if key is None:
+            if alert_id in self._lc.resolved or (self.store is not None and self.store.get_alert(alert_id)):
+                raise NotActive(f"alert {alert_id} is already resolved")
+            raise NotFound(alert_id)
+        return self._lc.active[key]
+
+    def _action(self, alert_id: str, do) -> Alert:
+        with self._lock:
+            self._active(alert_id)
+            a = do()
+            self._persist()
+            return a
+
+    def comment(self, alert_id: str, by: str, text: str, at: float) -> Alert:
+        """Add {by, at, text} to an active alert's thread (`at`: wall-clock epoch s of the action).
+        Raises NotFound, NotActive, or ThreadFull past MAX_COMMENTS."""
+        return self._action(alert_id, lambda: self._lc.comment(alert_id, by, text, format_ts(at)))
+
+    def check_comment(self, alert_id: str) -> None:
+        with self._lock:
+            self._active(alert_id)
+            self._lc.check_comment(alert_id)
+
+    def assign(self, alert_id: str, to: str, by: str, at: float) -> Alert:
+        """Make `to` responsible for an active alert; the same assignee again changes nothing."""
+        return self._action(alert_id, lambda: self._lc.assign(alert_id, to, by, format_ts(at)))
+
+    def unassign(self, alert_id: str, by: str, at: float) -> Alert:
+        return self._action(alert_id, lambda: self._lc.unassign(alert_id, by, format_ts(at)))
+
+    def check_assign(self, alert_id: str, to: str | None) -> bool:
+        """Would assign(to) / unassign() (to=None) change anything?  Raises NotFound or NotActive."""
+        with self._lock:
+            a = self._active(alert_id)
+            current = (a.assignee or {}).get("name")
+            return current != to if to is not None else current is not None
 
     def check_silence(self, matchers: Any, ends_at: Any, starts_at: Any = None) -> None:
         """Raise ValueError for a silence add_silence() would refuse."""
@@ -863,9 +903,10 @@ class AlertEngine:
             self._persist()
             return s
 
-    def remove_silence(self, silence_id: str) -> bool:
+    def remove_silence(self, silence_id: str, by: str = "", at: float | None = None) -> bool:
+        """Expire (delete) a silence; `by` and `at` (wall-clock epoch s) go to the audit log."""
         with self._lock:
-            ok = self._lc.remove_silence(silence_id)
+            ok = self._lc.remove_silence(silence_id, by, at)
             self._persist()
             return ok
 

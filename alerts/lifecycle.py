@@ -9,12 +9,18 @@
 - A re-trigger while active updates the alert (value, severity, labels) and
   never creates a second one; only changes that matter (severity, labels such
   as the risk level) produce an output record.
-- Acknowledgement (by, at, comment) is an operator action: `at` is wall-clock
-  and passed in; it never feeds rule evaluation.
+- Operator actions name the acting principal and carry a wall-clock `at`
+  that the caller passes in; none of them feeds rule evaluation or sends a
+  notification.  Acknowledgement (by, at, comment): a second one with a
+  comment adds the comment to the thread, without one it changes nothing.
+  Comments are a bounded thread of {by, at, text}; an alert is assigned to
+  one person at a time ({name, by, at}); a silence records who created and
+  who expired it.
 - Silences: matchers (rule, entity, severity, unit, incident or any label;
   shell-style wildcards) with an expiry; they mute notifications, not
-  alerts.  A notification muted while a silence was active is sent when the
-  silence expires if the alert is still active and unacknowledged.
+  alerts, and never those of a critical alert.  A notification muted
+  while a silence was active is sent when the silence expires if the alert
+  is still active and unacknowledged.
   Silence times are compared with the alert's event time (its feed's
   watermark), so no clock is read here.
 - Incidents: alerts of one hazard (rule `hazard:`) that are active at the
@@ -64,6 +70,14 @@ class NotActive(ValueError):
     pass
 
 
+class ThreadFull(ValueError):
+    """The alert already holds MAX_COMMENTS comments."""
+
+
+MAX_COMMENTS = 200  # per alert: the thread travels in every record of the alert
+MAX_COMMENT_CHARS = 2000
+
+
 @dataclass
 class Silence:
     id: str
@@ -73,6 +87,8 @@ class Silence:
     created_by: str = ""
     created_at: float | None = None
     comment: str = ""
+    expired_by: str = ""  # set when an operator expires (deletes) it
+    expired_at: float | None = None
 
     def active_at(self, t: float) -> bool:
         return (self.starts_at is None or self.starts_at <= t) and t < self.ends_at
@@ -98,12 +114,14 @@ class Silence:
     def to_dict(self) -> dict:
         return {"id": self.id, "matchers": dict(self.matchers), "ends_at": self.ends_at,
                 "starts_at": self.starts_at, "created_by": self.created_by,
-                "created_at": self.created_at, "comment": self.comment}
+                "created_at": self.created_at, "comment": self.comment,
+                **({"expired_by": self.expired_by, "expired_at": self.expired_at} if self.expired_by else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Silence":
         return cls(d["id"], dict(d["matchers"]), float(d["ends_at"]), d.get("starts_at"),
-                   d.get("created_by", ""), d.get("created_at"), d.get("comment", ""))
+                   d.get("created_by", ""), d.get("created_at"), d.get("comment", ""),
+                   d.get("expired_by", ""), d.get("expired_at"))
 
 
 @dataclass
@@ -208,7 +226,9 @@ class Lifecycle:
 
     # ------------------------------------------------------------ transitions
     def _audit(self, transition: str, a: Alert, **extra: Any) -> None:
-        entry = {"id": a.id, "transition": transition, "ts": a.ts, **extra, "alert": _builtins(a)}
+        snapshot = _builtins(a)
+        snapshot.pop("comments", None)  # the thread is in the "commented" entries: never copied 200 times
+        entry = {"id": a.id, "transition": transition, "ts": a.ts, **extra, "alert": snapshot}
         self.audit.append(entry)
         self.commit.audit.append(entry)
 
@@ -293,27 +313,75 @@ class Lifecycle:
         self._upsert(a, False, meta)
         return a
 
-    def acknowledge(self, aid: str, by: str, comment: str | None, at: str) -> Alert:
+    def _active_key(self, aid: str) -> Key:
         key = self.by_id.get(aid)
         if key is None:
             if aid in self.resolved:
                 raise NotActive(f"alert {aid} is already resolved")
             raise NotFound(aid)
+        return key
+
+    def check_comment(self, aid: str) -> None:
+        """Raise NotFound / NotActive / ThreadFull for a comment comment() would refuse."""
+        if len(self.active[self._active_key(aid)].comments) >= MAX_COMMENTS:
+            raise ThreadFull(f"alert {aid} already has {MAX_COMMENTS} comments, the most one alert keeps")
+
+    def _changed(self, key: Key, a: Alert) -> Alert:
+        self.active[key] = a
+        self._upsert(a, True, self.meta[key])
+        self.updates.append(a)
+        return a
+
+    def _with_comment(self, aid: str, cur: Alert, by: str, text: str, at: str) -> Alert:
+        self.check_comment(aid)
+        note = {"by": by, "at": at, "text": text[:MAX_COMMENT_CHARS]}
+        return msgspec.structs.replace(cur, comments=[*cur.comments, note])
+
+    def acknowledge(self, aid: str, by: str, comment: str | None, at: str) -> Alert:
+        """Acknowledge, or (already acknowledged) add the comment to the thread; no comment: unchanged."""
+        key = self._active_key(aid)
         cur = self.active[key]
         if cur.acknowledged:
-            return cur
+            return self.comment(aid, by, comment, at) if comment else cur
         ack = {"by": by, "at": at}
+        a = cur
         if comment:
             ack["comment"] = comment
-        a = msgspec.structs.replace(cur, acknowledged=ack)
-        self.active[key] = a
+            a = self._with_comment(aid, cur, by, comment, at)
+        a = msgspec.structs.replace(a, acknowledged=ack)
         self._audit("acknowledged", a, at=at, by=by, **({"comment": comment} if comment else {}))
         meta = self.meta[key]
         meta.muted.clear()  # an acknowledged alert needs no late "firing" notification
         self._muted_keys.discard(key)
-        self._upsert(a, True, meta)
-        self.updates.append(a)
-        return a
+        return self._changed(key, a)
+
+    def comment(self, aid: str, by: str, text: str, at: str) -> Alert:
+        """Append {by, at, text} to the alert's thread (raises ThreadFull past MAX_COMMENTS)."""
+        key = self._active_key(aid)
+        a = self._with_comment(aid, self.active[key], by, text, at)
+        # n: the comment's place in the thread, so two equal comments in one second stay two audit rows
+        self._audit("commented", a, at=at, by=by, text=a.comments[-1]["text"], n=len(a.comments))
+        return self._changed(key, a)
+
+    def assign(self, aid: str, to: str, by: str, at: str) -> Alert:
+        """Make `to` the one person responsible; assigning the current assignee again changes nothing."""
+        key = self._active_key(aid)
+        cur = self.active[key]
+        if cur.assignee and cur.assignee.get("name") == to:
+            return cur
+        a = msgspec.structs.replace(cur, assignee={"name": to, "by": by, "at": at})
+        self._audit("assigned", a, at=at, by=by, to=to,
+                    **({"previous": cur.assignee["name"]} if cur.assignee else {}))
+        return self._changed(key, a)
+
+    def unassign(self, aid: str, by: str, at: str) -> Alert:
+        key = self._active_key(aid)
+        cur = self.active[key]
+        if not cur.assignee:
+            return cur
+        a = msgspec.structs.replace(cur, assignee=None)
+        self._audit("unassigned", a, at=at, by=by, previous=cur.assignee.get("name", ""))
+        return self._changed(key, a)
 
     # ------------------------------------------------------------ notifications & silences
     def silenced(self, a: Alert, t: float) -> Silence | None:
@@ -327,7 +395,7 @@ class Lifecycle:
         nkey = f"{a.id}:{kind}"
         if nkey in meta.sent:
             return
-        if self.silenced(a, t) is not None:
+        if a.severity != "critical" and self.silenced(a, t) is not None:  # a silence never mutes a critical alert
             if kind != "resolved":
                 meta.muted[kind] = nkey
                 self._muted_keys.add(key)
@@ -360,17 +428,19 @@ class Lifecycle:
     def add_silence(self, s: Silence) -> Silence:
         self.silences[s.id] = s
         self.commit.silences_put.append(s.to_dict())
-        entry = {"id": s.id, "transition": "silence_added", "silence": s.to_dict()}
+        entry = {"id": s.id, "transition": "silence_added", **({"by": s.created_by} if s.created_by else {}),
+                 "silence": s.to_dict()}
         self.audit.append(entry)
         self.commit.audit.append(entry)
         return s
 
-    def remove_silence(self, sid: str) -> bool:
+    def remove_silence(self, sid: str, by: str = "", at: float | None = None) -> bool:
         s = self.silences.pop(sid, None)
         if s is None:
             return False
+        s.expired_by, s.expired_at = by, at
         self.commit.silences_deleted.append(sid)
-        entry = {"id": sid, "transition": "silence_removed", "silence": s.to_dict()}
+        entry = {"id": sid, "transition": "silence_removed", **({"by": by} if by else {}), "silence": s.to_dict()}
         self.audit.append(entry)
         self.commit.audit.append(entry)
         return True

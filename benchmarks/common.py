@@ -85,13 +85,20 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+# the benchmarks' principals (ioc/auth): every surface of `ioc run` needs a token
+VIEWER_TOKEN = "bench-viewer-token"
+INGEST_TOKEN = "bench-ingest-token"
+AS_VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
+AS_INGEST = {"Authorization": f"Bearer {INGEST_TOKEN}"}
+
+
 def start_ioc(data_dir: Path, port: int, *args: str, env: dict | None = None) -> subprocess.Popen:
     import httpx
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "ioc.cli", "run", "--port", str(port), "--data-dir", str(data_dir), *args],
         cwd=ROOT,
-        env=dict(os.environ, **(env or {})),
+        env=dict(os.environ, IOC_VIEWER_TOKEN=VIEWER_TOKEN, IOC_INGEST_TOKEN=INGEST_TOKEN, **(env or {})),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Result, free_port, percentile, rss_bytes, start_ioc
+from benchmarks.common import AS_INGEST, AS_VIEWER, VIEWER_TOKEN, Result, free_port, percentile, rss_bytes, start_ioc
 
 MARK = re.compile(rb'"entity":"BENCH-(\d+)"')
 BASE_TS = 1793167800  # 2026-10-28T13:10:00+07:00
@@ -141,7 +141,9 @@ def measure_ioc(total: int, events: int, procs: int) -> tuple[list[float], float
         server = start_ioc(Path(tmp) / "data", port)
         try:
             rss0 = rss_bytes(server.pid)
-            workers, results, go_home = _run_clients(f"ws://127.0.0.1:{port}/ws?topics=rain", total, procs)
+            # each client signs in with the viewer token (?token=), as a script does; walls use the cookie
+            workers, results, go_home = _run_clients(f"ws://127.0.0.1:{port}/ws?topics=rain&token={VIEWER_TOKEN}",
+                                                     total, procs)
             time.sleep(1.0)
             rss1 = rss_bytes(server.pid)
             sends: dict[int, float] = {}
@@ -150,10 +152,10 @@ def measure_ioc(total: int, events: int, procs: int) -> tuple[list[float], float
                 for i in range(events):
                     ev = {"kind": "rain", "station": f"BENCH-{i}", "ts": _ts(BASE_TS + 300 * i), "rain_mm": 1.0}
                     sends[i] = time.monotonic()
-                    http.post(f"http://127.0.0.1:{port}/api/ingest", json=ev)
+                    http.post(f"http://127.0.0.1:{port}/api/ingest", json=ev, headers=AS_INGEST)
                     time.sleep(0.25 if total < 5000 else 1.0)
                 time.sleep(2.0)
-                payload = len(http.get(f"http://127.0.0.1:{port}/api/snapshot").content) // max(1, 8 * events)
+                payload = len(http.get(f"http://127.0.0.1:{port}/api/snapshot", headers=AS_VIEWER).content) // max(1, 8 * events)
             latencies = _collect(workers, results, go_home, sends, total)
             return latencies, (rss1 - rss0) / total, payload
         finally:

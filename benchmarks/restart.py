@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import Result, free_port, start_ioc
+from benchmarks.common import AS_INGEST, Result, free_port, start_ioc
 from ioc.timeutil import format_ts
 
 T0 = 1793167800  # 2026-10-28T13:10:00+07:00
@@ -42,7 +42,7 @@ ENV = {"IOC_MAX_UNKNOWN_ENTITIES": "1000000"}
 def _post(url: str, lines: list[bytes], chunk: int = 20000) -> None:
     with httpx.Client(timeout=120) as http:
         for i in range(0, len(lines), chunk):
-            r = http.post(url + "/api/ingest", content=b"\n".join(lines[i : i + chunk]))
+            r = http.post(url + "/api/ingest", content=b"\n".join(lines[i : i + chunk]), headers=AS_INGEST)
             r.raise_for_status()
             body = r.json()
             n = len(lines[i : i + chunk])

@@ -1,32 +1,31 @@
 """Operator API for alerts (FastAPI adapter over alerts.engine.AlertEngine).
 
-    router = build_alerts_router(engine, tokens={"tok-1": "viewer", "tok-2": "operator:lan"},
-                                 on_update=hub_publish)
+    router = build_alerts_router(engine, authenticator, on_update=hub_publish)
     app.include_router(router)
 
-Tokens map token → role: "viewer" or "operator" (operator implies viewer),
-optionally with a name after a colon ("operator:lan") used as `by` when an
-acknowledgement does not say who.  Send `Authorization: Bearer TOKEN`
-(`?token=` is accepted too; call install_token_redaction() so access logs
-never show it).  Missing token → 401, unknown token → 401, a viewer acting →
-403, each with {"detail": "..."}.  Tokens are never logged or echoed.
+`authenticator` is an ioc.auth.Authenticator: reading needs a viewer,
+acting an operator (admin implies both); the acting principal's name is
+who acted.  Send `Authorization: Bearer TOKEN` (`?token=` is accepted too;
+call install_token_redaction() so access logs never show it).  Missing,
+malformed, unknown or revoked token → 401, a viewer acting → 403
+(ioc.auth.http.require).  Tokens are never logged or echoed.
 
 Endpoints: GET /api/alerts (state, severity, rule, unit, limit),
-GET /api/alerts/{id}, GET /api/alerts/{id}/history, GET /api/alerts/{id}/cap,
-POST /api/alerts/{id}/ack, POST /api/silences, GET /api/silences,
-DELETE /api/silences/{id}.
+GET /api/alerts/{id}, GET /api/alerts/{id}/history, GET /api/alerts/{id}/cap, GET /api/cap/feed.atom,
+POST /api/alerts/{id}/ack, POST /api/alerts/{id}/comments,
+POST /api/alerts/{id}/assign, POST /api/alerts/{id}/unassign, POST /api/silences,
+GET /api/silences, DELETE /api/silences/{id}.  Every action records the acting
+principal's name (a body's "by" is ignored).
 """
 
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 import math
 import re
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -36,9 +35,12 @@ from ioc.records import Alert
 from ioc.serve import BodyRefused, read_body
 from ioc.timeutil import format_ts, parse_ts
 
+if TYPE_CHECKING:
+    from ioc.auth.authenticator import Authenticator
+    from ioc.auth.principal import Principal as AuthPrincipal
+
 log = logging.getLogger("ioc.alerts_api")
 _enc = msgspec.json.Encoder(enc_hook=lambda obj: _enc_fallback(obj))
-ROLES = {"viewer": 0, "operator": 1}
 STATES = ("firing", "active", "acknowledged", "unacknowledged", "resolved")
 SEVERITIES = ("info", "warning", "critical")
 
@@ -79,12 +81,6 @@ def _guarded(handler):
     return wrapper
 
 
-@dataclass(frozen=True)
-class Principal:
-    role: str
-    name: str
-
-
 def _json(data: Any, status: int = 200) -> Response:
     return Response(_enc.encode(data), status_code=status, media_type="application/json")
 
@@ -92,17 +88,6 @@ def _json(data: Any, status: int = 200) -> Response:
 def _enc_fallback(obj: Any) -> Any:
     return str(obj)  # anything msgspec cannot encode is shown as text rather than failing the answer
 
-
-def _parse_roles(tokens: dict[str, str]) -> list[tuple[bytes, Principal]]:
-    out = []
-    for token, spec in tokens.items():
-        role, _, name = str(spec).partition(":")
-        if role not in ROLES:
-            raise ValueError(f"token role must be 'viewer' or 'operator' (optionally 'operator:NAME'), got {role!r}")
-        if not token:
-            raise ValueError("empty token in configuration")
-        out.append((token.encode(), Principal(role, name or role)))
-    return out
 
 
 def _fmt_time(value: Any) -> str | None:
@@ -179,6 +164,33 @@ def _opt_text(body: dict, field: str, limit: int, *, non_empty: bool = False) ->
     return v
 
 
+def _comment_text(body: dict, field: str, *, required: bool) -> str | None:
+    """A comment's text: non-blank, at most MAX_COMMENT characters (longer: 413)."""
+    v = body.get(field)
+    if v is None or (isinstance(v, str) and not v.strip()):
+        if required:
+            raise ApiError(422, "missing_field", f"{field}: the comment text (1..{MAX_COMMENT} characters)")
+        return None
+    if not isinstance(v, str):
+        raise ApiError(422, "wrong_type", f"{field}: expected text")
+    if len(v) > MAX_COMMENT:
+        raise ApiError(413, "too_large", f"{field}: a comment is at most {MAX_COMMENT} characters")
+    return v.strip()
+
+
+# Whether an assignee must be a known active person: on when the authenticator keeps a directory.
+CHECK_ASSIGNEE = True
+
+
+def _known_person(authenticator: Any, name: str) -> bool | None:
+    """True/False when the authenticator can list people (ioc.auth.Authenticator.people); None when it
+    cannot say.  Only operators and admins can be assigned: they are the ones who can act on an alert."""
+    people = getattr(authenticator, "people", None)
+    if not CHECK_ASSIGNEE or people is None:
+        return None
+    return any(p.name == name and p.role in ("operator", "admin") for p in people())
+
+
 def _check_matchers(matchers: Any) -> dict[str, str]:
     example = "e.g. {\"rule\": \"rain_*\", \"unit\": \"vinh-yen\"}"
     if not isinstance(matchers, dict) or not matchers:
@@ -235,36 +247,21 @@ async def _body(request: Request) -> dict:
     return body
 
 
-def build_alerts_router(service, tokens: dict[str, str], *, on_update: Callable[[Alert], None] | None = None,
-                        cap_sender: str = "ioc-monitor@localhost", clock: Callable[[], float] = time.time) -> APIRouter:
-    """`service`: an AlertEngine (or anything with its list/get/history/acknowledge/silence methods)."""
-    principals = _parse_roles(tokens)
+def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[Alert], None] | None = None,
+                        cap_sender: str | None = None, cap_settings: Any = None,
+                        clock: Callable[[], float] = time.time,
+                        deliveries: Callable[[str], list[dict]] | None = None) -> APIRouter:
+    """`service`: an AlertEngine (or anything with its list/get/history/acknowledge/silence methods);
+    `auth`: the ioc.auth.Authenticator whose principals may read (viewer) and act (operator);
+    `deliveries`: alert id → its notifications to people (alerts/notify), shown in its history."""
+    from ioc.auth.http import require
+
+    authenticator = auth
     router = APIRouter()
 
-    def auth(request: Request, need: str = "viewer") -> Principal:
-        header = request.headers.get("authorization", "")
-        token = ""
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
-                raise HTTPException(401, detail="malformed Authorization header: use 'Bearer <token>'",
-                                    headers={"WWW-Authenticate": "Bearer"})
-            token = value.strip()
-        else:
-            token = request.query_params.get("token", "")
-        if not token:
-            raise HTTPException(401, detail="authentication required: send 'Authorization: Bearer <token>' "
-                                            "or ?token=<token>", headers={"WWW-Authenticate": "Bearer"})
-        given = token.encode()
-        found = None
-        for tok, p in principals:  # compare against every token, constant time each
-            if hmac.compare_digest(tok, given):
-                found = p
-        if found is None:
-            raise HTTPException(401, detail="invalid token", headers={"WWW-Authenticate": "Bearer"})
-        if ROLES[found.role] < ROLES[need]:
-            raise HTTPException(403, detail=f"this action needs an {need} token; yours is a {found.role} token")
-        return found
+    def auth(request: Request, need: str = "viewer") -> "AuthPrincipal":  # noqa: F811 - the parameter is kept above
+        """The acting ioc.auth.Principal (its `.name` is who acted), or 401/403 (ioc.auth.http.require)."""
+        return require(request, need, authenticator)
 
     def _get(alert_id: str) -> Alert:
         a = service.get(alert_id)
@@ -292,47 +289,146 @@ def build_alerts_router(service, tokens: dict[str, str], *, on_update: Callable[
     async def history(alert_id: str, request: Request) -> Response:
         auth(request)
         _get(alert_id)
-        return _json({"id": alert_id, "history": service.history(alert_id)})
+        body = {"id": alert_id, "history": service.history(alert_id)}
+        if deliveries is not None:  # sent / retrying / failed with the reason, per recipient and channel
+            body["deliveries"] = deliveries(alert_id)
+        return _json(body)
+
+    def _cap_settings():
+        """ioc.cap_config.CapSettings: the given ones, else the environment's (IOC_CAP_SENDER, ...)."""
+        nonlocal cap_settings
+        if cap_settings is None:
+            from dataclasses import replace
+
+            from ioc.cap_config import cap_settings_from_env
+
+            cap_settings = cap_settings_from_env(getattr(service, "catalog", None))
+            if cap_sender:
+                cap_settings = replace(cap_settings, sender=cap_sender)
+        return cap_settings
 
     @router.get("/api/alerts/{alert_id}/cap")
-    async def cap(alert_id: str, request: Request) -> Response:
+    async def cap(alert_id: str, request: Request, identifier: str | None = None) -> Response:
+        """The alert's latest CAP 1.2 message; `?identifier=` one of its earlier ones (ioc/cap_api.py)."""
         auth(request)
-        from alerts.cap import alert_to_cap
+        from ioc.cap_api import CapNotFound, alert_cap_xml
 
         a = _get(alert_id)
-        rule = service.rule(a.rule) if hasattr(service, "rule") else None
-        xml = alert_to_cap(a, catalog=getattr(service, "catalog", None), rule=rule, sender=cap_sender)
+        try:
+            xml = alert_cap_xml(service, a, _cap_settings(), base_url=str(request.base_url), identifier=identifier)
+        except CapNotFound:
+            raise HTTPException(404, detail=f"alert {alert_id} has no CAP message {_short(identifier)}") from None
         return Response(xml, media_type="application/xml")
+
+    @router.get("/api/cap/feed.atom")
+    async def cap_feed(request: Request, lang: str = "vi", scope: str | None = None) -> Response:
+        """Atom feed of the current CAP messages (alerts/cap_feed.py); `lang` vi or en; `scope` Public
+        (for a public aggregator) or Restricted, else both."""
+        auth(request)
+        if lang not in ("vi", "en"):
+            raise HTTPException(422, detail="lang must be vi or en")
+        if scope not in (None, "Public", "Restricted"):
+            raise HTTPException(422, detail="scope must be Public or Restricted (or left out for both)")
+        from starlette.concurrency import run_in_threadpool
+
+        from ioc.cap_api import feed_xml
+
+        settings = _cap_settings()  # every alert's history is read: off the event loop
+        xml = await run_in_threadpool(feed_xml, service, settings, lang=lang, scope=scope, clock=clock,
+                                      base_url=settings.public_url or str(request.base_url))
+        return Response(xml, media_type="application/atom+xml")
+
+    def _act(alert_id: str, do: Callable[[], Alert], changes: bool = True) -> Alert:
+        """Run one operator action on an alert; its errors as 404/409 with a reason; tell the walls
+        when it `changes` the alert."""
+        from alerts.lifecycle import NotActive, NotFound, ThreadFull
+
+        try:
+            a = do()
+        except NotFound:
+            raise ApiError(404, "not_found", f"no alert with id {_short(alert_id)}") from None
+        except ThreadFull as exc:
+            raise ApiError(409, "too_many_comments", str(exc)) from None
+        except NotActive as exc:
+            raise ApiError(409, "resolved", str(exc)) from None
+        if on_update is not None and changes:
+            try:
+                on_update(a)
+            except Exception:  # the hub failing must not fail the action
+                log.exception("on_update callback failed for alert %s", alert_id)
+        return a
+
+    def _answer(a: Alert, result: str, detail: str) -> Response:
+        """The alert record, plus what the action did (`result`) in words (`detail`)."""
+        return _json({**msgspec.to_builtins(a), "result": result, "detail": detail})
 
     @router.post("/api/alerts/{alert_id}/ack")
     @_guarded
     async def ack(alert_id: str, request: Request) -> Response:
-        """Body (optional): {"by": "name ≤ 200", "comment": "text ≤ 2000"}; unknown fields are ignored."""
+        """Body (optional): {"comment": "text ≤ 2000"}; unknown fields (an old client's "by") are ignored:
+        the acknowledgement is the signed-in principal's.  Already acknowledged: a comment is added to
+        the thread (result "commented"), none changes nothing (result "already_acknowledged")."""
         who = auth(request, "operator")
         body = await _body(request)
-        by = _opt_text(body, "by", MAX_NAME, non_empty=True)
-        comment = _opt_text(body, "comment", MAX_COMMENT)
-        from alerts.lifecycle import NotActive, NotFound
+        comment = _comment_text(body, "comment", required=False)
+        before = service.get(alert_id)
+        first = before is None or not before.acknowledged
+        a = _act(alert_id, lambda: service.acknowledge(alert_id, by=who.name, comment=comment, at=clock()),
+                 changes=first or bool(comment))
+        if first:
+            return _answer(a, "acknowledged", f"acknowledged by {who.name}")
+        prior = before.acknowledged
+        detail = f"already acknowledged by {prior.get('by', '?')} at {prior.get('at', '?')}"
+        if comment:
+            return _answer(a, "commented", detail + f"; comment by {who.name} added")
+        return _answer(a, "already_acknowledged", detail + "; nothing changed")
 
-        try:
-            a = service.acknowledge(alert_id, by=(by or who.name).strip()[:MAX_NAME], comment=comment or None,
-                                    at=clock())
-        except NotFound:
-            raise HTTPException(404, detail=f"no alert with id {_short(alert_id)}") from None
-        except NotActive as exc:
-            raise HTTPException(409, detail=str(exc)) from None
-        if on_update is not None:
-            try:
-                on_update(a)
-            except Exception:  # the hub failing must not fail the acknowledgement
-                log.exception("on_update callback failed for alert %s", alert_id)
-        return _json(a)
+    @router.post("/api/alerts/{alert_id}/comments")
+    @_guarded
+    async def add_comment(alert_id: str, request: Request) -> Response:
+        """Body: {"text": "1..2000 characters"}; at most MAX_COMMENTS per alert (then 409)."""
+        who = auth(request, "operator")
+        text = _comment_text(await _body(request), "text", required=True)
+        a = _act(alert_id, lambda: service.comment(alert_id, by=who.name, text=text, at=clock()))
+        return _answer(a, "commented", f"comment by {who.name} added")
+
+    @router.post("/api/alerts/{alert_id}/assign")
+    @_guarded
+    async def assign(alert_id: str, request: Request) -> Response:
+        """Body: {"to": "a person's name"}: that person is responsible for the alert (one at a time)."""
+        who = auth(request, "operator")
+        body = await _body(request)
+        to = _opt_text(body, "to", MAX_NAME, non_empty=True)
+        if to is None:
+            raise ApiError(422, "missing_field", "to: the name of the person to assign the alert to")
+        to = to.strip()
+        if _known_person(authenticator, to) is False:
+            raise ApiError(422, "unknown_person", f"to: {_short(to)} is not an active operator or admin")
+        before = service.get(alert_id)
+        same = before is not None and (before.assignee or {}).get("name") == to
+        a = _act(alert_id, lambda: service.assign(alert_id, to=to, by=who.name, at=clock()), changes=not same)
+        if same:
+            return _answer(a, "unchanged", f"already assigned to {to}; nothing changed")
+        return _answer(a, "assigned", f"assigned to {to} by {who.name}")
+
+    @router.post("/api/alerts/{alert_id}/unassign")
+    @_guarded
+    async def unassign(alert_id: str, request: Request) -> Response:
+        """No body: nobody is responsible for the alert any more."""
+        who = auth(request, "operator")
+        before = service.get(alert_id)
+        a = _act(alert_id, lambda: service.unassign(alert_id, by=who.name, at=clock()),
+                 changes=before is not None and bool(before.assignee))
+        if before is None or not before.assignee:
+            return _answer(a, "unchanged", "not assigned to anyone; nothing changed")
+        return _answer(a, "unassigned", f"{before.assignee.get('name', '?')} unassigned by {who.name}")
 
     @router.post("/api/silences")
     @_guarded
     async def add_silence(request: Request) -> Response:
         """Body: {"matchers": {label: pattern, ...}, "ends_at": time | "duration": "2h",
-        "starts_at": time (optional), "comment": text, "by": name}.  Times are ISO 8601 with
+        "starts_at": time (optional), "comment": text}; it is created by the signed-in principal (a
+        "by" in the body is ignored).  Times are ISO 8601 with
         offset or epoch seconds, in 2000..2099; a silence starts within a year of now and lasts
         at most MAX_SILENCE_S.  Anything else: 422 {"detail", "reason"}; nothing is stored."""
         who = auth(request, "operator")
@@ -363,12 +459,11 @@ def build_alerts_router(service, tokens: dict[str, str], *, on_update: Callable[
         if ends_at - base > MAX_SILENCE_S:
             raise ApiError(422, "out_of_range", f"ends_at: a silence lasts at most {MAX_SILENCE_S // 86400} days")
         comment = _opt_text(body, "comment", MAX_COMMENT) or ""
-        by = _opt_text(body, "by", MAX_NAME, non_empty=True) or who.name
         check = getattr(service, "check_silence", None)
         try:
             if check is not None:
                 check(matchers, ends_at, starts_at)  # the engine's own rules, before anything is journaled
-            s = service.add_silence(matchers, ends_at, starts_at=starts_at, by=by.strip()[:MAX_NAME],
+            s = service.add_silence(matchers, ends_at, starts_at=starts_at, by=who.name,
                                     comment=comment, created_at=now)
         except ValueError as exc:
             raise ApiError(422, "invalid_value", str(exc)) from None
@@ -393,15 +488,18 @@ def build_alerts_router(service, tokens: dict[str, str], *, on_update: Callable[
 
     @router.delete("/api/silences/{silence_id}")
     async def delete_silence(silence_id: str, request: Request) -> Response:
-        auth(request, "operator")
-        if not service.remove_silence(silence_id):
-            raise HTTPException(404, detail=f"no silence with id {silence_id!r}")
-        return _json({"deleted": silence_id})
+        """Expire a silence now; who and when go to the audit log."""
+        who = auth(request, "operator")
+        at = clock()
+        if not service.remove_silence(silence_id, by=who.name, at=at):
+            raise HTTPException(404, detail=f"no silence with id {_short(silence_id)}")
+        return _json({"deleted": silence_id, "expired_by": who.name, "expired_at": _fmt_time(at)})
 
     return router
 
 
-_TOKEN_RE = re.compile(r"([?&]token=)[^&\s\"]*")
+# `token=` in a query, also percent-encoded inside another parameter (`/signin?next=%2F%3Ftoken%3D...`)
+_TOKEN_RE = re.compile(r"(?i)((?:[?&]|%3F|%26)token(?:=|%3D))(?:(?!%26)[^&\s\"])*")
 
 
 class TokenRedactingFilter(logging.Filter):

@@ -14,18 +14,26 @@ from typing import Any
 
 import msgspec
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ioc.auth.authenticator import Authenticator
+from ioc.auth.http import install_auth_errors, request_credentials, require
+from ioc.auth.principal import Principal
+from ioc.auth.ratelimit import RateLimiter
+from ioc.auth.tokens import hash_token, same_hash
 from ioc.catalog import Catalog
+from ioc.csrf import CsrfGuard
 from ioc.errors import Reason, Rejection
 from ioc.events import MAX_ARRAY_BODY_BYTES, BodyError, encode_event, feed_of, parse_items, split_body
 from ioc.hub import TOPICS, Hub, Subscription
+from ioc.pages import AssetFiles, build_pages_router
 from ioc.runtime import AppBackend
+from ioc.security_headers import SecurityHeaders
 from ioc.serve import MAX_REQUEST_BYTES, BodyRefused, read_body
 from ioc.timeutil import format_ts
+from ioc.ws_auth import WsGate
 
 log = logging.getLogger("ioc.api")
 
@@ -81,10 +89,45 @@ def make_subscription(catalog: Catalog, topics: Any, units: Any) -> Subscription
     )
 
 
-def create_app(runtime: "AppBackend", alerts_router: Any = None, *, max_body_bytes: int = MAX_BODY_BYTES,
-               max_events: int = MAX_EVENTS_PER_BODY) -> FastAPI:
-    """The web app over any backend: the embedded Runtime, or a Redis-fed one (`ioc api`)."""
-    app = FastAPI(title="IOC streaming monitor", version="0.1.0", docs_url="/api/docs", redoc_url=None)
+def default_authenticator(runtime: Any) -> Authenticator:
+    """The embedded runtime's principals (its data dir + IOC_*_TOKEN), else the IOC_*_TOKEN ones only."""
+    from ioc.config import build_config
+
+    config = getattr(runtime, "config", None)
+    if config is not None and getattr(config, "data_dir", None) is not None:
+        from ioc.auth.setup import embedded_authenticator
+
+        return embedded_authenticator(config, getattr(runtime, "metrics", None))
+    return Authenticator(None, build_config().env_tokens(),
+                         failures=getattr(getattr(runtime, "metrics", None), "auth_failures", None))
+
+
+def create_app(runtime: "AppBackend", alerts_router: Any = None, *, auth: Authenticator | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES, max_events: int = MAX_EVENTS_PER_BODY,
+               metrics_token: str | None = None, ingest_rate_per_s: float | None = None,
+               ingest_burst: float | None = None) -> FastAPI:
+    """The web app over any backend: the embedded Runtime, or a Redis-fed one (`ioc api`).
+
+    Access control (ioc.auth, found by handlers on `app.state.auth`): every route but /healthz
+    needs a token or session; /metrics needs `metrics_token` when one is set (IOC_METRICS_TOKEN);
+    settings not given come from the runtime's Config.  FastAPI's /docs and /redoc are off (they
+    load their assets from a CDN); /openapi.json needs a viewer token."""
+    from ioc.auth.admin_api import build_admin_router
+    from ioc.config import Config
+
+    app = FastAPI(title="IOC streaming monitor", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
+    config = getattr(runtime, "config", None)
+    if not isinstance(config, Config):
+        config = Config()
+    if auth is None:
+        auth = default_authenticator(runtime)
+    app.state.auth = auth
+    install_auth_errors(app)
+    if metrics_token is None and config.metrics_token:
+        metrics_token = config.metrics_token.reveal()
+    metrics_hash = hash_token(metrics_token) if metrics_token else None
+    limiter = RateLimiter(config.ingest_rate_per_s if ingest_rate_per_s is None else ingest_rate_per_s,
+                          config.ingest_burst if ingest_burst is None else ingest_burst)
     hub: Hub = runtime.hub
     metrics = runtime.metrics
     catalog = runtime.catalog
@@ -123,17 +166,34 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, max_body_byt
         return body
 
     @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(request: Request) -> Response:
+        """Prometheus metrics; with IOC_METRICS_TOKEN set, only for `Authorization: Bearer` that token."""
+        if metrics_hash is not None:
+            token, _ = request_credentials(request)
+            if not token or not same_hash(hash_token(token), metrics_hash):
+                auth.record_failure("metrics")
+                return JSONResponse({"detail": "this endpoint needs the metrics token (IOC_METRICS_TOKEN) as "
+                                               "'Authorization: Bearer <token>'",
+                                     "detail_vi": "cần mã metrics (IOC_METRICS_TOKEN): 'Authorization: Bearer <mã>'",
+                                     "reason": "authentication_required"},
+                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        require(request, "viewer")
+        return JSONResponse(app.openapi())
+
     @app.get("/api/snapshot")
-    async def snapshot() -> Response:
+    async def snapshot(request: Request) -> Response:
+        require(request, "viewer")
         ind, al = runtime.snapshot()
         body = b'{"seq":%d,"indicators":[' % hub.seq + b",".join(ind) + b'],"alerts":[' + b",".join(al) + b"]}"
         return Response(body, media_type="application/json")
 
     @app.get("/api/catalog")
-    async def get_catalog() -> Response:
+    async def get_catalog(request: Request) -> Response:
+        require(request, "viewer")
         return Response(catalog_json, media_type="application/json")
 
     @app.post("/api/ingest")
@@ -165,7 +225,22 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, max_body_byt
         and are skipped), the index in an array.  `results` lists only the
         positions that were not plainly accepted, in order.  A refused body
         answers {"accepted": 0, ..., "reason": "too_large", "detail": "..."}.
+
+        Access: an ingest token (401/403 otherwise).  Events outside its scope (feeds,
+        stations/sites/cameras/units) are refused as `forbidden_feed` / `forbidden_entity`,
+        counted and dead-lettered like any rejection; 403 when every event was outside it.
+        Past the principal's rate (IOC_INGEST_RATE_PER_S, IOC_INGEST_BURST): 429 with
+        Retry-After, nothing read or processed.
         """
+        principal = require(request, "ingest")
+        wait_s = limiter.take(principal.name)
+        if wait_s > 0:
+            metrics.ingest_rate_limited.labels(principal.name).inc()
+            resp = _refused(429, "rate_limited", f"more than {limiter.rate_per_s:g} requests/s (burst "
+                                                 f"{limiter.burst:g}) for {principal.name!r}: retry after "
+                                                 f"{wait_s:.2f} s")
+            resp.headers["Retry-After"] = RateLimiter.retry_after_header(wait_s)
+            return resp
         lines = _LineCounter(max_events)
         try:
             body = await read_body(request, max_body_bytes, on_chunk=lines)
@@ -195,11 +270,24 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, max_body_byt
         del items, body
         if not events and not rejections:
             return _refused(400, "empty_body", "no events in the body (only blank lines)")
-        return await _answer(runtime, events, positions, rejections)
+        if principal.feeds is None and principal.entities is None:
+            return await _answer(runtime, events, positions, rejections)
+        events, positions, forbidden = await _out_of_scope(principal, events, positions)
+        if forbidden:
+            rejections = sorted([*rejections, *forbidden], key=_position)
+        resp = await _answer(runtime, events, positions, rejections)
+        if forbidden and len(forbidden) == len(rejections) and not events:
+            resp.status_code = 403
+        return resp
+
+    ws_gate = WsGate()
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
-        await websocket.accept()
+        await websocket.accept()  # then close with 4401/4403 + reason if refused: what a browser can see
+        grant = await ws_gate.admit(websocket)
+        if grant is None:
+            return
         q = websocket.query_params
         client = hub.connect(make_subscription(catalog, q.get("topics"), q.get("units")))
         metrics.ws_clients.inc()
@@ -207,16 +295,20 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, max_body_byt
             heartbeat_task[0] = asyncio.create_task(_heartbeats(), name="ioc-ws-heartbeats")
         receiver = asyncio.create_task(_receive(websocket, client))
         sender = asyncio.create_task(_send(websocket, client, q.get("resume")))
+        revoked = asyncio.create_task(grant.revoked.wait())
         try:
             # one wait per connection, not per message: the sender blocks on its own event
-            await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({receiver, sender, revoked}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (receiver, sender):
+            for task in (receiver, sender, revoked):
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+            ws_gate.release(grant)
             hub.disconnect(client)
             metrics.ws_clients.dec()
+        if grant.revoked.is_set():
+            await ws_gate.close_revoked(websocket)
 
     async def _send(websocket: WebSocket, client, resume: str | None) -> None:
         sent = metrics.ws_messages_sent
@@ -277,26 +369,15 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, max_body_byt
                 client.needs_snapshot = True
                 client.wakeup.set()
 
+    app.include_router(build_admin_router(auth))
     if alerts_router is not None:
         app.include_router(alerts_router)
 
-    index = static / "index.html"
-    console = static / "console.html"
-
-    @app.get("/", include_in_schema=False)
-    async def wall() -> FileResponse:
-        return FileResponse(index, headers={"Cache-Control": "no-cache"})
-
-    @app.get("/wall/{panel}", include_in_schema=False)
-    async def wall_panel(panel: str) -> FileResponse:
-        return FileResponse(index, headers={"Cache-Control": "no-cache"})
-
-    @app.get("/console", include_in_schema=False)
-    async def operator_console() -> FileResponse:
-        return FileResponse(console, headers={"Cache-Control": "no-cache"})
-
+    app.include_router(build_pages_router(static))  # /, /wall/{panel}, /console behind a sign-in; /signin
     if static.is_dir():
-        app.mount("/static", StaticFiles(directory=static), name="static")
+        app.mount("/static", AssetFiles(directory=static), name="static")  # open: the sign-in page needs it
+    app.add_middleware(CsrfGuard, policy=ws_gate.policy)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -447,6 +528,43 @@ def _result_row(row: tuple) -> dict:
 
 def _by_position(row: tuple) -> int:
     return row[0]
+
+
+def _position(r: Rejection) -> int:
+    return r.position
+
+
+def _event_entities(ev: Any) -> tuple[str, ...]:
+    """The ids an ingest scope is checked against: rain its station, a camera reading its camera
+    or site, a dossier event its unit."""
+    feed = feed_of(ev)
+    if feed == "rain":
+        return (ev.station,)
+    if feed == "camera":
+        return (ev.camera, ev.site)
+    return (ev.unit,)
+
+
+async def _out_of_scope(p: Principal, events: list, positions: list[int]) -> tuple[list, list[int], list[Rejection]]:
+    """Split validated events into those the principal may write and rejections for the others
+    (PARSE_SLICE at a time, so a 50,000-event body never holds the loop long)."""
+    keep: list = []
+    keep_pos: list[int] = []
+    refused: list[Rejection] = []
+    for i, (ev, pos) in enumerate(zip(events, positions)):
+        if i and not i % PARSE_SLICE:
+            await asyncio.sleep(0)
+        feed = feed_of(ev)
+        if p.feeds is not None and feed not in p.feeds:
+            refused.append(Rejection(Reason.FORBIDDEN_FEED, f"{p.name!r} may write only the feeds "
+                                     f"{', '.join(sorted(p.feeds))}, not {feed}", feed, encode_event(ev), pos))
+        elif p.entities is not None and not any(e in p.entities for e in _event_entities(ev)):
+            refused.append(Rejection(Reason.FORBIDDEN_ENTITY, f"{p.name!r} may not write {feed} events for "
+                                     f"{_event_entities(ev)[0]!r}", feed, encode_event(ev), pos))
+        else:
+            keep.append(ev)
+            keep_pos.append(pos)
+    return keep, keep_pos, refused
 
 
 def _internal(ev: Any, position: int) -> Rejection:

@@ -64,7 +64,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         host, _, port = args.mqtt.partition(":")
         runtime.feeds.append(SensorThingsFeed(host or "127.0.0.1", int(port or 1883), args.sensorthings_map))
-    app = create_app(runtime, alerts_router=alerting.router(runtime))
+    auth = alerting.authenticator(runtime)
+    demo_tokens = {}
+    if config.demo:  # one principal of each role in the data dir, tokens printed once (below)
+        from ioc.auth.setup import ensure_demo_principals
+
+        demo_tokens = ensure_demo_principals(auth)
+    app = create_app(runtime, alerts_router=alerting.router(runtime, auth), auth=auth)
 
     async def serve() -> None:
         print(f"restoring state from {config.data_dir.resolve()} ...", flush=True)
@@ -79,8 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"restore: {runtime.quarantined} item(s) quarantined in {runtime.quarantine.path}", flush=True)
         if config.demo:
             print(f"demo: simulated feeds at {config.speed:g}x real time", flush=True)
-            print(f"demo operator token: {config.operator_token.reveal()}", flush=True)
-            print(f"demo viewer token:   {config.viewer_token.reveal()}", flush=True)
+            _print_demo_tokens(demo_tokens, url, config.data_dir)
         try:
             await server(app, config.host, config.port, args.log_level).serve()
         finally:
@@ -93,6 +98,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         lock.release()  # after the store is closed (a crash releases it too: the kernel does)
     return 0
+
+
+def _print_demo_tokens(tokens: dict[str, str], url: str, data_dir: Path) -> None:
+    """The demo principals' tokens, once: only their hashes are kept (a restart cannot show them)."""
+    if not tokens:
+        print("demo: principals demo-viewer, demo-operator, demo-admin, demo-ingest kept from an earlier run "
+              f"(their tokens were printed then; new ones: ioc users rotate NAME --data-dir {data_dir})", flush=True)
+        return
+    print("demo principals (tokens shown once, only their hashes are stored):", flush=True)
+    for name, token in tokens.items():
+        print(f"  {name:14} {token}", flush=True)
+    if "demo-viewer" in tokens:
+        print(f"demo wall (kiosk sign-in): {url}/?token={tokens['demo-viewer']}", flush=True)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -132,6 +150,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     print(format_backtest(backtest(batches(), rules=rules, catalog=catalog)))
     return inputs.finish()
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from ioc.detect import run
+
+    if args.threshold is not None and not 0.0 < args.threshold <= 1.0:
+        print(f"ioc detect: --threshold must be in (0, 1], got {args.threshold}", file=sys.stderr)
+        return 2
+    return run(args.series, args.out, args.detector, args.threshold)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +214,30 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--rules", type=Path, default=None, help="directory of rule YAML files overriding the built-in pack")
     bt.add_argument("--catalog", type=Path, default=None, help="catalog YAML (default: the demo province)")
     bt.set_defaults(func=cmd_backtest)
+
+    from ioc.auth.users_cli import add_commands as add_users_commands
+
+    add_users_commands(sub)
+    from alerts.notify.routes_cli import add_commands as add_routes_commands
+
+    add_routes_commands(sub)
+    det = sub.add_parser(
+        "detect",
+        help="score a CSV series (timestamp,value) with the anomaly detector, one output row per input row",
+        description="Run the streaming anomaly detector over a history exported from Grafana or a spreadsheet.\n"
+        "Input: CSV with header timestamp,value (ISO 8601 or YYYY-MM-DD HH:MM:SS), in time order.\n"
+        "Output: timestamp,value,anomaly_score,alert,scale,expected_low,expected_high; each score uses only\n"
+        "the rows up to it; during the warm-up (first day or 288 rows) anomaly_score and alert are 0.",
+        epilog="exit status: 0 scored, 2 unreadable or bad input (the line number is printed)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    det.add_argument("series", type=Path, help="CSV file with columns timestamp,value")
+    det.add_argument("--out", type=Path, required=True, help="CSV file to write the scores to")
+    det.add_argument("--detector", choices=("robust", "zscore"), default="robust",
+                     help="robust (default) or the windowed z-score baseline")
+    det.add_argument("--threshold", type=float, default=None,
+                     help="score from which the alert column is 1 (default 0.5)")
+    det.set_defaults(func=cmd_detect)
 
     try:
         from ioc.cli_distributed import add_commands

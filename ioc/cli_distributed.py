@@ -68,7 +68,16 @@ def cmd_api(args: argparse.Namespace) -> int:
     s = _settings(args)
     catalog = _catalog(s.catalog_path)
     backend = RedisBackend(s, catalog)
-    app = create_app(backend)
+    from ioc.alerts_api import install_token_redaction
+    from ioc.auth.setup import redis_authenticator
+    from ioc.config import build_config
+
+    config = build_config()  # IOC_*_TOKEN, IOC_METRICS_TOKEN, IOC_INGEST_RATE_PER_S / _BURST
+    # principals in Redis: every replica sees the same ones (`ioc users ... --redis URL`)
+    auth = redis_authenticator(s.redis_url, s.redis_prefix, config.env_tokens(), backend.metrics)
+    install_token_redaction()
+    app = create_app(backend, auth=auth, metrics_token=config.metrics_token.reveal() if config.metrics_token else None,
+                     ingest_rate_per_s=config.ingest_rate_per_s, ingest_burst=config.ingest_burst)
 
     async def serve() -> None:
         await backend.start()
@@ -78,6 +87,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             await server(app, args.host, args.port, args.log_level).serve()
         finally:
             await backend.stop()
+            auth.close()
 
     run_loop(serve())
     return 0

@@ -7,7 +7,6 @@ log line or traceback shows them.
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +41,12 @@ class Config:
     rules_dir: Path | None = None
     viewer_token: Secret | None = None
     operator_token: Secret | None = None
+    # access control (ioc/auth): more env-token principals, the /metrics token, the ingest rate limit
+    admin_token: Secret | None = None
+    ingest_token: Secret | None = None
+    metrics_token: Secret | None = None
+    ingest_rate_per_s: float = 100.0  # requests/s per ingest principal (0: no limit)
+    ingest_burst: float = 1000.0
     webhook_url: Secret | None = None
     checkpoint_interval_s: float = 5.0
     journal_fsync: bool = False
@@ -52,14 +57,11 @@ class Config:
     max_unknown_entities: int = 1000
     extra: dict = field(default_factory=dict)
 
-    def tokens(self) -> dict[str, str]:
-        """token → role, for the operator API."""
-        out: dict[str, str] = {}
-        if self.viewer_token:
-            out[self.viewer_token.reveal()] = "viewer"
-        if self.operator_token:
-            out[self.operator_token.reveal()] = "operator"
-        return out
+    def env_tokens(self) -> dict[str, str]:
+        """role → token of the IOC_<ROLE>_TOKEN principals (ioc.auth)."""
+        pairs = (("viewer", self.viewer_token), ("operator", self.operator_token), ("admin", self.admin_token),
+                 ("ingest", self.ingest_token))
+        return {role: secret.reveal() for role, secret in pairs if secret}
 
 
 class ConfigError(ValueError):
@@ -103,7 +105,7 @@ def _env_secret(name: str) -> Secret | None:
 
 
 def build_config(**flags) -> Config:
-    """Flags win over environment (IOC_*); the demo invents tokens when none are set."""
+    """Flags win over environment (IOC_*); the demo's tokens are principals in its data dir (ioc.auth)."""
     env = os.environ
     values = {k: v for k, v in flags.items() if v is not None}
     if "data_dir" not in values and env.get("IOC_DATA_DIR"):
@@ -114,14 +116,16 @@ def build_config(**flags) -> Config:
         values["rules_dir"] = Path(env["IOC_RULES_DIR"])
     viewer = _env_secret("IOC_VIEWER_TOKEN")
     operator = _env_secret("IOC_OPERATOR_TOKEN")
-    if values.get("demo"):
-        viewer = viewer or Secret("viewer-" + secrets.token_urlsafe(12))
-        operator = operator or Secret("operator-" + secrets.token_urlsafe(12))
     values.setdefault("viewer_token", viewer)
     values.setdefault("operator_token", operator)
+    values.setdefault("admin_token", _env_secret("IOC_ADMIN_TOKEN"))
+    values.setdefault("ingest_token", _env_secret("IOC_INGEST_TOKEN"))
+    values.setdefault("metrics_token", _env_secret("IOC_METRICS_TOKEN"))
     values.setdefault("webhook_url", _env_secret("IOC_WEBHOOK_URL"))
     for key, env_name, lo, hi in (("future_skew_s", "IOC_FUTURE_SKEW_S", 0.0, 86400.0),
-                                  ("checkpoint_interval_s", "IOC_CHECKPOINT_INTERVAL_S", 0.05, 86400.0)):
+                                  ("checkpoint_interval_s", "IOC_CHECKPOINT_INTERVAL_S", 0.05, 86400.0),
+                                  ("ingest_rate_per_s", "IOC_INGEST_RATE_PER_S", 0.0, 1e6),
+                                  ("ingest_burst", "IOC_INGEST_BURST", 1.0, 1e7)):
         if key not in values:
             v = _env_float(env_name, lo, hi)
             if v is not None:

@@ -24,6 +24,8 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"  # the server failed on a valid event; it was not processed, retry it
     UNKNOWN_ENTITY_LIMIT = "unknown_entity_limit"  # a new id missing from the catalog, past the feed's cap (streams.window)
     TOO_FREQUENT = "too_frequent"  # more distinct readings of one station in one 5-minute bucket than kept (streams.rain)
+    FORBIDDEN_FEED = "forbidden_feed"  # an ingest principal sent an event of a feed outside its scope (ioc.auth)
+    FORBIDDEN_ENTITY = "forbidden_entity"  # ... or for a station/site/camera/unit outside its scope
     UNREADABLE = "unreadable"  # an input file that cannot be opened or read to its end (sensors.replay)
 
 

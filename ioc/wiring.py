@@ -60,13 +60,29 @@ class Alerting:
             self.notifier = AsyncWebhookNotifier(config.webhook_url.reveal(), catalog=catalog)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self.notify = build_notify(config, catalog, self.store)  # people: alerts/notify (None: no notify.yaml)
+        self._notify_wake = asyncio.Event()
+        self._notify_task: asyncio.Task | None = None
 
-    def router(self, runtime) -> Any:
+    def authenticator(self, runtime) -> Any:
+        """The principals of this data dir + IOC_*_TOKEN (ioc.auth), one per process: the web app and
+        the operator API share it (pass it to create_app(auth=...))."""
+        if getattr(self, "_auth", None) is None:
+            from ioc.auth.setup import embedded_authenticator
+
+            self._auth = embedded_authenticator(self.config, getattr(runtime, "metrics", None))
+        return self._auth
+
+    def router(self, runtime, auth: Any = None) -> Any:
         from ioc.alerts_api import build_alerts_router, install_token_redaction
+        from ioc.cap_config import cap_settings_from_env
 
         install_token_redaction()
         return build_alerts_router(
-            JournaledActions(self.engine, runtime), self.config.tokens(), on_update=lambda a: runtime.publish_updates([a])
+            JournaledActions(self.engine, runtime), auth if auth is not None else self.authenticator(runtime),
+            on_update=lambda a: runtime.publish_updates([a]),
+            deliveries=self.notify.deliveries_for if self.notify is not None else None,
+            cap_settings=cap_settings_from_env(self.engine.catalog),  # a bad IOC_CAP_* stops the start (exit 2)
         )
 
     def attach(self, runtime) -> None:
@@ -79,6 +95,10 @@ class Alerting:
         if self.notifier is not None:
             self._wake.set()  # deliver what a previous run queued but did not send
             self._task = asyncio.create_task(self._deliver(), name="ioc-notifier")
+        if self.notify is not None:
+            self.notify.metrics = getattr(runtime, "metrics", None)
+            runtime.on_alerts.append(lambda alerts: self._notify_wake.set())
+            self._notify_task = asyncio.create_task(self.notify.run(self._notify_wake), name="ioc-notify")
 
     async def _deliver(self) -> None:
         while True:
@@ -98,19 +118,29 @@ class Alerting:
                 await self._task
         if self.notifier is not None:
             await self.notifier.aclose()
+        if self._notify_task is not None:
+            self._notify_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notify_task
+            await self.notify.aclose()
 
     def close(self) -> None:
+        if self.notify is not None:
+            self.notify.close()
         self.store.close()
+        if getattr(self, "_auth", None) is not None:
+            self._auth.close()
 
 
 class JournaledActions:
     """The operator API's view of the engine (event sourcing).
 
-    An acknowledgement or silence is checked first (an action that would be
+    An acknowledgement, comment, assignment or silence is checked first (an action that would be
     refused is answered with its error and never journaled), then written to
     the journal, in order with the batches, and flushed, then applied: a
     restart replays checkpoint + journal and re-derives exactly the same
-    alerts, acknowledgements included.  Reads go straight to the engine.
+    alerts, with every action and the name of who took it.  Reads go straight
+    to the engine.
     """
 
     def __init__(self, engine, runtime) -> None:
@@ -121,10 +151,26 @@ class JournaledActions:
         return getattr(self._engine, name)
 
     def acknowledge(self, alert_id: str, by: str, comment: str | None = None, at: float | None = None):
-        if self._engine.check_acknowledge(alert_id):  # raises NotFound / NotActive; False: already acknowledged
+        # raises NotFound / NotActive / ThreadFull; False: already acknowledged and nothing to add
+        if self._engine.check_acknowledge(alert_id, comment):
             op = {"op": "ack", "id": alert_id, "by": by, "comment": comment, "at": at}
             self._runtime.journal_op(op)
         return self._engine.acknowledge(alert_id, by, comment, at)
+
+    def comment(self, alert_id: str, by: str, text: str, at: float):
+        self._engine.check_comment(alert_id)
+        self._runtime.journal_op({"op": "comment", "id": alert_id, "by": by, "text": text, "at": at})
+        return self._engine.comment(alert_id, by, text, at)
+
+    def assign(self, alert_id: str, to: str, by: str, at: float):
+        if self._engine.check_assign(alert_id, to):
+            self._runtime.journal_op({"op": "assign", "id": alert_id, "to": to, "by": by, "at": at})
+        return self._engine.assign(alert_id, to, by, at)
+
+    def unassign(self, alert_id: str, by: str, at: float):
+        if self._engine.check_assign(alert_id, None):
+            self._runtime.journal_op({"op": "unassign", "id": alert_id, "by": by, "at": at})
+        return self._engine.unassign(alert_id, by, at)
 
     def add_silence(self, matchers, ends_at, *, starts_at=None, by="", comment="", created_at=None):
         self._engine.check_silence(matchers, ends_at, starts_at)  # ValueError → 422, nothing journaled
@@ -134,11 +180,11 @@ class JournaledActions:
         return self._engine.add_silence(matchers, ends_at, starts_at=starts_at, by=by, comment=comment,
                                         created_at=created_at)
 
-    def remove_silence(self, silence_id: str) -> bool:
+    def remove_silence(self, silence_id: str, by: str = "", at: float | None = None) -> bool:
         if not any(s.id == silence_id for s in self._engine.silences()):
             return False
-        self._runtime.journal_op({"op": "silence_remove", "id": silence_id})
-        return self._engine.remove_silence(silence_id)
+        self._runtime.journal_op({"op": "silence_remove", "id": silence_id, "by": by, "at": at})
+        return self._engine.remove_silence(silence_id, by, at)
 
 
 def apply_op(engine, op: dict) -> None:
@@ -155,12 +201,32 @@ def apply_op(engine, op: dict) -> None:
         elif op["op"] == "silence_add":
             engine.add_silence(op["matchers"], op["ends_at"], starts_at=op.get("starts_at"), by=op.get("by", ""),
                                comment=op.get("comment", ""), created_at=op.get("created_at"))
-        elif op["op"] == "silence_remove":
-            engine.remove_silence(op["id"])
+        elif op["op"] == "comment":
+            engine.comment(op["id"], op["by"], op["text"], op["at"])
+        elif op["op"] == "assign":
+            engine.assign(op["id"], op["to"], op["by"], op["at"])
+        elif op["op"] == "unassign":
+            engine.unassign(op["id"], op["by"], op["at"])
+        elif op["op"] == "silence_remove":  # journals before issue 17 carry no by/at
+            engine.remove_silence(op["id"], op.get("by", ""), op.get("at"))
         else:
             raise TypeError(f"unknown operator action {op['op']!r}"[:200])
     except (KeyError, ValueError) as exc:  # NotFound is a KeyError, NotActive a ValueError
         log.info("journaled operator action %s no longer applies: %s", op.get("op"), exc)
+
+
+def build_notify(config: Config, catalog: Catalog, store):
+    """The notification service of the IOC_NOTIFY_CONFIG file (alerts/notify), or None.
+
+    A file that cannot be used stops the start with its error (NotifyConfigError names file and entry)."""
+    from alerts.notify.config import ConfigSource, config_path
+
+    path = config_path()
+    if path is None:
+        return None
+    from alerts.notify.service import NotifyService
+
+    return NotifyService(ConfigSource(path, set(catalog.units)), store, Path(config.data_dir), catalog)
 
 
 def build_alerting(config: Config, catalog: Catalog) -> Alerting:

@@ -18,12 +18,37 @@ ROOT = Path(__file__).resolve().parents[1]
 IOC = [sys.executable, "-m", "ioc.cli"]
 VIEWER_TOKEN = "test-viewer-token"
 OPERATOR_TOKEN = "test-operator-token"
+ADMIN_TOKEN = "test-admin-token"
+INGEST_TOKEN = "test-ingest-token"  # IOC_INGEST_TOKEN: an ingest principal for all feeds
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Request headers carrying a token: httpx.post(url, json=ev, headers=bearer(INGEST_TOKEN))."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+AS_VIEWER = bearer(VIEWER_TOKEN)
+AS_OPERATOR = bearer(OPERATOR_TOKEN)
+AS_ADMIN = bearer(ADMIN_TOKEN)
+AS_INGEST = bearer(INGEST_TOKEN)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.05):
+    """Poll `predicate` until it returns something truthy (returned) or `timeout_s` passes
+    (then its last value is returned, for the caller's assertion to show)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    return predicate()
 
 
 class IocServer:
@@ -94,7 +119,8 @@ class IocServer:
 def ioc_server(tmp_path):
     """Factory: ioc_server(*args) starts `ioc run` with those args on a free port."""
     servers: list[IocServer] = []
-    env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER_TOKEN, IOC_OPERATOR_TOKEN=OPERATOR_TOKEN, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER_TOKEN, IOC_OPERATOR_TOKEN=OPERATOR_TOKEN, IOC_ADMIN_TOKEN=ADMIN_TOKEN,
+               IOC_INGEST_TOKEN=INGEST_TOKEN, PYTHONUNBUFFERED="1")
 
     def start(*args: str, data_dir: Path | None = None, port: int | None = None, timeout_s: float = 20.0,
               extra_env: dict[str, str] | None = None) -> IocServer:

@@ -1,10 +1,13 @@
-// Operator console: sign in with a bearer token (kept in sessionStorage),
-// list and acknowledge alerts, list / create / delete silences.
-// Talks only to this origin: /api/catalog, /api/alerts, /api/silences.
+// Operator console: the page is served only to a signed-in operator (the HttpOnly
+// session cookie, see ioc/pages.py); every call goes with that cookie and an
+// X-Requested-With header (the server's CSRF guard, ioc/csrf.py).  A 401 means the
+// session ended (signed out or revoked): the sign-in form trades a token for a new cookie.
+// It lists and acknowledges alerts, comments on them, assigns them to a colleague,
+// lists / creates / deletes silences.  Every action is the signed-in person's.
+// Talks only to this origin: /api/catalog, /api/me, /api/people, /api/alerts, /api/silences.
 
-import { loadI18n, t, ruleName, getLang, setLang, applyI18n, el, fmtDateTime, fmtNumber, parseTs, entityName, indexCatalog, safeGet, safeSet, safeDel } from "./common.js";
+import { loadI18n, t, ruleName, getLang, setLang, applyI18n, el, fmtDateTime, fmtNumber, parseTs, entityName, indexCatalog } from "./common.js";
 
-const TOKEN_KEY = "ioc.token";
 const RULES = ["rain_24h_very_heavy", "rain_3h_intense", "rain_risk_level", "sensor_stale", "dossier_overdue", "queue_long", "anomaly"];
 const REFRESH_MS = 5000;
 const $ = (id) => document.getElementById(id);
@@ -14,6 +17,9 @@ let tab = "alerts";
 let alerts = [];
 let silences = [];
 let ackTarget = null;
+let commentTarget = null;
+let assignTarget = null;
+let me = null; // {name, role} of the signed-in principal (GET /api/me)
 let timer = null;
 
 class ApiError extends Error {
@@ -21,9 +27,7 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
-  const token = safeGet(sessionStorage, TOKEN_KEY);
-  const headers = { Accept: "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const headers = { Accept: "application/json", "X-Requested-With": "ioc-console" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
   try {
@@ -51,18 +55,17 @@ function showMsg(text, kind = "ok") {
 }
 
 function handleError(e) {
-  if (e.status === 401) { signOut(t("console.bad_token") + (e.message ? ` (${e.message})` : "")); return; }
+  if (e.status === 401) { signOut(t("console.revoked")); return; }
   if (e.status === 403) { showMsg(t("console.forbidden") + (e.message ? ` (${e.message})` : ""), "err"); return; }
   showMsg(t("console.error", { msg: e.message }), "err");
 }
 
 // -------------------------------------------------------------- sign in
 async function signIn(token) {
-  safeSet(sessionStorage, TOKEN_KEY, token);
   try {
-    await api("GET", "/api/alerts");
+    const who = await api("POST", "/signin", { token }); // sets the session cookie
+    if (who?.role !== "operator" && who?.role !== "admin") throw new ApiError(403, t("console.needs_operator"));
   } catch (e) {
-    safeDel(sessionStorage, TOKEN_KEY);
     const err = $("signin-error");
     err.hidden = false;
     err.textContent = e.status === 401 || e.status === 403 ? `${t("console.bad_token")} (${e.message})` : t("console.error", { msg: e.message });
@@ -72,8 +75,14 @@ async function signIn(token) {
   return true;
 }
 
+async function endSession() {
+  try { await api("POST", "/signout"); } catch { /* signed out anyway: the cookie is gone or dead */ }
+  signOut("");
+}
+
 function signOut(reason) {
-  safeDel(sessionStorage, TOKEN_KEY);
+  document.body.dataset.signedIn = "false";
+  me = null;
   clearInterval(timer);
   $("signin").hidden = false;
   $("tabs").hidden = true;
@@ -92,11 +101,25 @@ function showSignedIn() {
   $("tabs").hidden = false;
   $("signout").hidden = false;
   $("who").hidden = false;
-  $("who").textContent = t("console.signed_in");
+  $("who").textContent = whoText();
+  loadMe();
   document.body.dataset.signedIn = "true";
   setTab(tab);
   clearInterval(timer);
   timer = setInterval(refresh, REFRESH_MS);
+}
+
+function whoText() {
+  return me ? t("console.signed_in_as", { name: me.name, role: t(`role.${me.role}`) }) : t("console.signed_in");
+}
+
+async function loadMe() {
+  try {
+    const data = await api("GET", "/api/me");
+    me = data && data.name ? { name: data.name, role: data.role } : null;
+  } catch { me = null; /* an older server: the console still works */ }
+  $("who").textContent = whoText();
+  $("who").dataset.name = me?.name ?? "";
 }
 
 function setTab(next) {
@@ -108,7 +131,7 @@ function setTab(next) {
 }
 
 async function refresh() {
-  if (!safeGet(sessionStorage, TOKEN_KEY)) return;
+  if (document.body.dataset.signedIn !== "true") return;
   try {
     if (tab === "alerts") await loadAlerts();
     else await loadSilences();
@@ -132,9 +155,12 @@ function renderAlerts() {
   const rows = [...alerts].sort((a, b) => (a.state === "firing" ? 0 : 1) - (b.state === "firing" ? 0 : 1) || alertStart(b) - alertStart(a));
   const lang = getLang();
   const body = $("alerts");
-  if (!rows.length) { body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "empty", text: t("console.no_alerts") }))); return; }
+  if (!rows.length) { body.replaceChildren(el("tr", {}, el("td", { colspan: 8, class: "empty", text: t("console.no_alerts") }))); return; }
   body.replaceChildren(...rows.map((a) => {
     const acked = !!a.acknowledged;
+    const firing = a.state === "firing";
+    const thread = Array.isArray(a.comments) ? a.comments : [];
+    const mayAct = !me || me.role !== "viewer"; // the server refuses a viewer anyway (403)
     return el("tr", {
       class: `sev-${a.severity} state-${a.state}${acked ? " acked" : ""}`, "data-testid": "console-alert-row",
       "data-alert-id": a.id, "data-acknowledged": acked ? "true" : "false", "data-state": a.state, "data-severity": a.severity,
@@ -146,11 +172,121 @@ function renderAlerts() {
         a.value != null ? el("div", { class: "sub", text: t("alerts.value", { v: fmtNumber(Number(a.value), Number.isInteger(a.value) ? 0 : 1) }) }) : null),
       el("td", {}, el("div", { text: entityName(catalog, a.entity) }), el("div", { class: "sub", text: a.entity })),
       el("td", {}, t(a.state === "firing" ? "console.state_firing" : "console.state_resolved"), a.late ? el("div", { class: "sub", text: t("alerts.late") }) : null),
-      el("td", {}, acked ? [el("div", { class: "ok", text: "✓ " + t("console.acked_by", { by: a.acknowledged.by ?? "", at: fmtDateTime(parseTs(a.acknowledged.at)) }) }),
-        a.acknowledged.comment ? el("div", { class: "sub", text: a.acknowledged.comment }) : null] : el("span", { class: "warn", text: t("alerts.not_acked") })),
-      el("td", {}, !acked && a.state === "firing" ? el("button", { type: "button", class: "primary", "data-testid": "ack-button", "data-alert-id": a.id, text: t("console.ack"), onclick: () => openAck(a) }) : null),
+      el("td", {}, acked ? el("div", { class: "ok", "data-testid": "acked-by", text: "✓ " + t("console.acked_by", { by: a.acknowledged.by ?? "", at: fmtDateTime(parseTs(a.acknowledged.at)) }) })
+        : el("span", { class: "warn", text: t("alerts.not_acked") }),
+        // the thread holds the acknowledgement's comment too; an alert from before threads shows it alone
+        thread.length ? renderThread(thread) : (a.acknowledged?.comment ? el("div", { class: "sub", text: a.acknowledged.comment }) : null)),
+      el("td", { "data-testid": "assignee" }, a.assignee ? [el("div", { class: "assignee", text: a.assignee.name }),
+        el("div", { class: "sub", text: t("console.assigned_by", { by: a.assignee.by ?? "", at: fmtDateTime(parseTs(a.assignee.at)) }) })]
+        : el("span", { class: "sub", text: t("console.not_assigned") })),
+      el("td", {}, firing ? el("div", { class: "c-row-actions" },
+        !acked ? el("button", { type: "button", class: "primary", "data-testid": "ack-button", "data-alert-id": a.id, text: t("console.ack"), onclick: () => openAck(a) }) : null,
+        mayAct ? el("button", { type: "button", "data-testid": "comment-button", text: t("console.comment_add"), onclick: () => openComment(a) }) : null,
+        mayAct ? el("button", { type: "button", "data-testid": "assign-button", text: t("console.assign"), onclick: () => openAssign(a) }) : null,
+        mayAct && a.assignee ? el("button", { type: "button", "data-testid": "unassign-button", text: t("console.unassign"), onclick: () => unassign(a) }) : null) : null),
     );
   }));
+  markLinked(body);
+}
+
+// a notification or CAP message links to /console#alert=<id>: that row is marked and scrolled to once
+let linkedShown = null;
+function markLinked(body) {
+  const linked = new URLSearchParams(location.hash.slice(1)).get("alert");
+  if (!linked) return;
+  const row = [...body.querySelectorAll("tr[data-alert-id]")].find((r) => r.dataset.alertId === linked);
+  if (!row) return;
+  row.classList.add("linked");
+  if (linkedShown !== linked) { row.scrollIntoView({ block: "center" }); linkedShown = linked; }
+}
+
+function renderThread(thread) {
+  return el("ol", { class: "thread", "data-testid": "comment-thread", "aria-label": t("console.comments", { n: thread.length }) },
+    thread.map((c) => el("li", { "data-testid": "comment", "data-by": c.by ?? "" },
+      el("div", { class: "by", text: t("console.comment_by", { by: c.by ?? "", at: fmtDateTime(parseTs(c.at)) }) }),
+      el("div", { class: "text", text: c.text ?? "" }))));
+}
+
+/** Replace one alert with the server's answer and say what the action did. */
+function applyAnswer(updated, params = {}) {
+  if (updated && updated.id) {
+    const { result, detail, ...rec } = updated;
+    alerts = alerts.map((x) => (x.id === rec.id ? rec : x));
+    renderAlerts();
+    showMsg(result ? t(`console.result_${result}`, { by: updated.acknowledged?.by ?? "", name: updated.assignee?.name ?? "", ...params }) : t("console.saved"));
+  } else showMsg(t("console.saved"));
+  refresh();
+}
+
+function alertWhat(a) { return `${ruleName(a.rule)} — ${entityName(catalog, a.entity)}: ${a.message?.[getLang()] || ""}`; }
+
+function openComment(a) {
+  commentTarget = a;
+  $("comment-what").textContent = alertWhat(a);
+  $("comment-text").value = "";
+  $("comment-dialog").showModal();
+  $("comment-text").focus();
+}
+
+async function confirmComment() {
+  const a = commentTarget;
+  const text = $("comment-text").value.trim();
+  if (!a || !text) return;
+  const btn = $("comment-confirm");
+  btn.disabled = true;
+  try {
+    const updated = await api("POST", `/api/alerts/${encodeURIComponent(a.id)}/comments`, { text });
+    $("comment-dialog").close();
+    applyAnswer(updated);
+  } catch (e) {
+    $("comment-dialog").close();
+    handleError(e);
+  } finally {
+    btn.disabled = false;
+    commentTarget = null;
+  }
+}
+
+async function openAssign(a) {
+  assignTarget = a;
+  $("assign-what").textContent = alertWhat(a);
+  let people = [];
+  try {
+    const data = await api("GET", "/api/people");
+    people = (data?.people ?? []).filter((p) => p.role === "operator" || p.role === "admin");
+  } catch (e) { handleError(e); return; }
+  const sel = $("assign-to");
+  sel.replaceChildren(...people.map((p) => el("option", { value: p.name, text: `${p.name} (${t(`role.${p.role}`)})${me && p.name === me.name ? " ★" : ""}` })));
+  if (a.assignee?.name && people.some((p) => p.name === a.assignee.name)) sel.value = a.assignee.name;
+  $("assign-none").hidden = people.length > 0;
+  $("assign-confirm").disabled = people.length === 0;
+  $("assign-dialog").showModal();
+  sel.focus();
+}
+
+async function confirmAssign() {
+  const a = assignTarget;
+  const to = $("assign-to").value;
+  if (!a || !to) return;
+  const btn = $("assign-confirm");
+  btn.disabled = true;
+  try {
+    const updated = await api("POST", `/api/alerts/${encodeURIComponent(a.id)}/assign`, { to });
+    $("assign-dialog").close();
+    applyAnswer(updated, { name: to });
+  } catch (e) {
+    $("assign-dialog").close();
+    handleError(e);
+  } finally {
+    btn.disabled = false;
+    assignTarget = null;
+  }
+}
+
+async function unassign(a) {
+  try {
+    applyAnswer(await api("POST", `/api/alerts/${encodeURIComponent(a.id)}/unassign`, {}));
+  } catch (e) { handleError(e); }
 }
 
 function openAck(a) {
@@ -169,10 +305,7 @@ async function confirmAck() {
   try {
     const updated = await api("POST", `/api/alerts/${encodeURIComponent(a.id)}/ack`, { comment: $("ack-comment").value.trim() });
     $("ack-dialog").close();
-    if (updated && updated.id) alerts = alerts.map((x) => (x.id === updated.id ? updated : x));
-    renderAlerts();
-    showMsg(t("console.saved"));
-    refresh();
+    applyAnswer(updated);
   } catch (e) {
     $("ack-dialog").close();
     handleError(e);
@@ -195,7 +328,7 @@ function renderSilences() {
   body.replaceChildren(...silences.map((s) => el("tr", { "data-testid": "silence-row", "data-silence-id": s.id },
     el("td", {}, Object.entries(s.matchers || {}).map(([k, v]) => el("span", { class: "matcher", "data-key": k, text: `${k === "rule" ? t("console.filter_rule") : k === "entity" ? t("console.col_entity") : k}: ${k === "entity" ? `${entityName(catalog, v)} (${v})` : k === "rule" ? ruleName(v) : v}` }))),
     el("td", { class: "nowrap", text: fmtDateTime(parseTs(s.ends_at)) }),
-    el("td", { text: s.comment || "" }),
+    el("td", {}, s.comment || "", s.created_by ? el("div", { class: "sub", text: t("console.silence_by", { by: s.created_by }) }) : null),
     el("td", {}, el("button", { type: "button", class: "danger", "data-testid": "silence-delete", text: t("console.silence_delete"), onclick: () => deleteSilence(s) })),
   )));
 }
@@ -247,7 +380,7 @@ function relabel() {
   $("lang").textContent = getLang() === "vi" ? "EN" : "VI";
   document.title = `IOC — ${t("console.title")}`;
   fillSelects();
-  if (!$("who").hidden) $("who").textContent = t("console.signed_in");
+  if (!$("who").hidden) $("who").textContent = whoText();
   if (tab === "alerts") renderAlerts(); else renderSilences();
 }
 
@@ -260,12 +393,16 @@ function bindHandlers() {
     if (token && await signIn(token)) $("token").value = "";
   });
   $("lang").addEventListener("click", () => { setLang(getLang() === "vi" ? "en" : "vi"); relabel(); });
-  $("signout").addEventListener("click", () => signOut(""));
+  $("signout").addEventListener("click", endSession);
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => setTab(b.dataset.tab));
   $("filters").addEventListener("change", refresh);
   $("refresh").addEventListener("click", refresh);
   $("ack-form").addEventListener("submit", (ev) => { ev.preventDefault(); confirmAck(); });
   $("ack-cancel").addEventListener("click", () => $("ack-dialog").close());
+  $("comment-form").addEventListener("submit", (ev) => { ev.preventDefault(); confirmComment(); });
+  $("comment-cancel").addEventListener("click", () => $("comment-dialog").close());
+  $("assign-form").addEventListener("submit", (ev) => { ev.preventDefault(); confirmAssign(); });
+  $("assign-cancel").addEventListener("click", () => $("assign-dialog").close());
   $("silence-form").addEventListener("submit", createSilence);
   $("silence-duration").addEventListener("change", () => { $("until-wrap").hidden = $("silence-duration").value !== "custom"; });
 }
@@ -279,9 +416,9 @@ async function boot() {
   } catch { /* the console still works without names */ }
   $("province").textContent = catalog ? (entityName(catalog, catalog.rootId) || catalog.name) : "";
   relabel();
-  if (safeGet(sessionStorage, TOKEN_KEY)) showSignedIn();
-  else if (document.body.dataset.signedIn !== "true") signOut("");
+  showSignedIn(); // the server answers this page to a signed-in operator only
   document.body.dataset.ready = "true";
+  window.addEventListener("hashchange", () => { linkedShown = null; renderAlerts(); });
   window.iocConsole = { refresh };
 }
 

@@ -12,10 +12,16 @@
 //   live          messages flowing and the data watermark advancing
 //   stale         open, but no message (incl. heartbeat) for > 15 s, or the
 //                 largest event time seen has not advanced for > stallS seconds
+//   denied        the server closed the socket with 4401 (not signed in, token
+//                 revoked) or 4403 (origin or role refused): opts.onDenied gets
+//                 {code, reason}; it retries only every DENIED_RETRY_MS, never in
+//                 a tight loop (a revoked session does not come back by itself)
 
 import { parseTs } from "./common.js";
 
 export const FEEDS = ["rain", "dossiers", "cameras", "alerts"];
+export const DENIED_CODES = [4401, 4403];
+const DENIED_RETRY_MS = 60000;
 
 export function feedOf(rec) {
   if (rec.type === "alert") return "alerts";
@@ -135,13 +141,21 @@ export class LiveConnection {
     this.openedAt = null;
     ws.onopen = () => { this.openedAt = Date.now(); this.evaluate(); };
     ws.onmessage = (ev) => this.onMessage(ev.data);
-    ws.onclose = () => { if (this.ws === ws) { this.ws = null; this.scheduleRetry(); } };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (DENIED_CODES.includes(ev.code)) {
+        this.denied = { code: ev.code, reason: ev.reason || "" };
+        this.opts.onDenied?.(this.denied);
+        this.scheduleRetry(DENIED_RETRY_MS);
+      } else this.scheduleRetry();
+    };
     ws.onerror = () => { /* onclose follows */ };
   }
 
-  scheduleRetry() {
-    this.setState("reconnecting");
-    const base = Math.min(15000, 500 * 2 ** Math.min(this.attempt, 5));
+  scheduleRetry(fixedMs) {
+    this.setState(this.denied ? "denied" : "reconnecting");
+    const base = fixedMs ?? Math.min(15000, 500 * 2 ** Math.min(this.attempt, 5));
     const delay = base * (0.8 + Math.random() * 0.4);
     this.attempt += 1;
     this.nextRetryAt = Date.now() + delay;
@@ -153,6 +167,7 @@ export class LiveConnection {
     try { msg = JSON.parse(data); } catch { return; }
     this.lastMsgAt = Date.now();
     this.attempt = 0;
+    if (this.denied) { this.denied = null; this.opts.onDenied?.(null); }
     if (msg.type === "snapshot") {
       this.seq = msg.seq ?? this.seq;
       const first = !this.gotSnapshot;
@@ -182,7 +197,7 @@ export class LiveConnection {
   evaluate() {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN || this.lastMsgAt == null || (this.openedAt && this.lastMsgAt < this.openedAt)) {
-      this.setState("reconnecting");
+      this.setState(this.denied ? "denied" : "reconnecting");
       return;
     }
     const now = Date.now();

@@ -25,6 +25,7 @@ const KPIS = [
 // Overdue tile: 0 green; up to this share of open dossiers yellow; above red.
 const OVERDUE_YELLOW_SHARE = 0.02;
 const FOCUS_MS = 30000;
+const DENIED_RETRY_MS = 60000;
 
 const params = new URLSearchParams(location.search);
 const route = location.pathname.replace(/\/+$/, "");
@@ -38,6 +39,7 @@ const ui = {
   selected: params.get("unit") || safeGet(localStorage, "ioc.unit") || null,
   connState: "reconnecting",
   connInfo: {},
+  denied: null, // {code, reason} while the server refuses this screen's session
   seenAlerts: new Set(), // alert ids (+ started) already cued
   flashUntil: new Map(), // alert id → ms
   focusUntil: 0,
@@ -84,6 +86,7 @@ async function boot() {
       if (st != null) { store.serverTime = st; store.serverTimeAt = Date.now(); }
     },
     onState: (state, info) => { ui.connState = state; ui.connInfo = info; renderConn(); },
+    onDenied: (denied) => { ui.denied = denied; renderConn(); },
   });
   window.iocWall = { store, ui, conn }; // for tests and debugging
   document.body.classList.remove("booting");
@@ -95,7 +98,13 @@ async function fetchCatalog() {
   for (let attempt = 0; ; attempt++) {
     try {
       const res = await fetch("/api/catalog", { cache: "no-cache" });
-      if (res.ok) return indexCatalog(await res.json());
+      if (res.ok) { ui.denied = null; renderAuthBanner(null); return indexCatalog(await res.json()); }
+      if (res.status === 401 || res.status === 403) { // signed out meanwhile: say so, retry rarely
+        ui.denied = { code: res.status === 401 ? 4401 : 4403, reason: "" };
+        renderAuthBanner(ui.denied);
+        await new Promise((r) => setTimeout(r, DENIED_RETRY_MS));
+        continue;
+      }
     } catch { /* server not up yet */ }
     renderConnBanner(t("conn.catalog_wait"));
     await new Promise((r) => setTimeout(r, Math.min(10000, 500 * 2 ** attempt)));
@@ -180,11 +189,26 @@ function renderConn() {
   }
   document.getElementById("conn-detail").textContent = detail;
   document.body.dataset.conn = ui.connState;
-  if (ui.connState === "live") renderConnBanner(null);
+  renderAuthBanner(ui.denied);
+  if (ui.connState === "live" || ui.denied) renderConnBanner(null);
   else {
     const wm = store.watermark();
     renderConnBanner(t(ui.connState === "stale" ? "conn.banner_stale" : "conn.banner_reconnecting", { time: wm ? fmtTime(wm, true) : "—" }));
   }
+}
+
+/** Signed out or refused (close 4401/4403, or the API's 401/403): a message that stays, and a way to sign in. */
+function renderAuthBanner(denied) {
+  const b = document.getElementById("auth-banner");
+  b.hidden = !denied;
+  document.body.dataset.auth = denied ? "denied" : "ok";
+  if (!denied) return;
+  const key = denied.code === 4403 ? (denied.reason === "origin not allowed" ? "auth.origin" : "auth.role") : "auth.revoked";
+  b.dataset.code = String(denied.code);
+  document.getElementById("auth-text").textContent = t(key);
+  const link = document.getElementById("auth-signin");
+  link.href = `/signin?next=${encodeURIComponent(location.pathname + location.search)}`;
+  link.textContent = t("auth.signin_again");
 }
 
 function renderConnBanner(text) {
@@ -643,10 +667,17 @@ function alertRow(a, cat, now) {
   });
   const msg = a.message?.[getLang()] || a.message?.vi || `${ruleName(a.rule)} — ${entityName(cat, a.entity)}`;
   const level = a.rule === "rain_risk_level" && a.labels?.level ? el("span", { class: `chip risk-chip risk-${a.labels.level}`, text: t("risk.short", { n: a.labels.level }) }) : null;
+  // who acknowledged, who is assigned, and the latest word of the discussion (the console has the thread)
+  const thread = Array.isArray(a.comments) ? a.comments : [];
+  const last = thread.length ? thread[thread.length - 1] : null;
+  const note = last ? el("q", { "data-testid": "alert-last-comment", text: `${last.by ?? ""}: ${last.text ?? ""}` })
+    : acked && a.acknowledged.comment ? el("q", { text: a.acknowledged.comment }) : null;
   const ack = acked
     ? el("div", { class: "ack yes" }, el("b", { text: "✓ " + t("alerts.acked") }),
-      ` ${a.acknowledged.by ?? ""} · ${fmtTime(parseTs(a.acknowledged.at))}`, a.acknowledged.comment ? el("q", { text: a.acknowledged.comment }) : null)
-    : a.state === "firing" ? el("div", { class: "ack no", text: t("alerts.not_acked") }) : null;
+      el("span", { "data-testid": "alert-acked-by", text: ` ${a.acknowledged.by ?? ""}` }), ` · ${fmtTime(parseTs(a.acknowledged.at))}`,
+      thread.length > 1 ? el("span", { class: "count", text: ` · ${t("alerts.comment_count", { n: thread.length })}` }) : null, note)
+    : a.state === "firing" ? el("div", { class: "ack no", text: t("alerts.not_acked") }, note) : null;
+  const assignee = a.assignee?.name ? el("div", { class: "assignee", "data-testid": "alert-assignee", "data-name": a.assignee.name, text: t("alerts.assigned_to", { name: a.assignee.name }) }) : null;
   row.replaceChildren(
     el("div", { class: "sev-bar" }),
     el("div", { class: "alert-main" },
@@ -662,7 +693,7 @@ function alertRow(a, cat, now) {
         el("span", { text: t("alerts.started", { time: fmtTime(alertTime(a)) }) }),
         a._ts ? el("span", { text: t("alerts.updated", { time: fmtTime(a._ts) }) }) : null,
         a.value != null ? el("span", { text: t("alerts.value", { v: fmtNumber(Number(a.value), Number.isInteger(a.value) ? 0 : 1) }) }) : null),
-      ack),
+      ack, assignee),
   );
   return row;
 }

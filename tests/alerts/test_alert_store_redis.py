@@ -61,3 +61,25 @@ def test_redis_store_restart_keeps_ack_silence_and_sends_once(rules, redis_store
     assert [e["transition"] for e in eng2.history(d.id)] == ["firing", "resolved"]
     assert [x.id for x in eng2.list(state="resolved")] == [d.id]
     assert json.loads(recv.requests[-1]["body"])["alert"]["state"] == "resolved"
+
+
+def test_redis_store_keeps_comments_assignee_and_names(rules, redis_store):
+    store = redis_store()
+    eng = engine_for(rules, "rain_24h_very_heavy", store=store)
+    (a,) = eng.process([], [ind("rain_mm", "24h", "VP-001", T0, 150)], {"rain": T0})
+    eng.acknowledge(a.id, by="lan", comment="đã nhận", at=T0 + 30)
+    eng.comment(a.id, by="minh", text="đang xử lý", at=T0 + 40)
+    eng.assign(a.id, to="minh", by="lan", at=T0 + 50)
+    s = eng.add_silence({"rule": "rain_*"}, ends_at=T0 + 3600, by="lan")
+    eng.remove_silence(s.id, by="minh", at=T0 + 60)
+    del eng
+
+    eng2 = engine_for(rules, "rain_24h_very_heavy", store=redis_store())
+    b = eng2.get(a.id)
+    assert [(c["by"], c["text"]) for c in b.comments] == [("lan", "đã nhận"), ("minh", "đang xử lý")]
+    assert b.assignee == {"name": "minh", "by": "lan", "at": "2026-10-28T13:00:50+07:00"}
+    assert [(e["transition"], e.get("by")) for e in eng2.history(a.id)] == [
+        ("firing", None), ("acknowledged", "lan"), ("commented", "minh"), ("assigned", "lan")]
+    assert eng2.silences() == []
+    removed = [e for e in store.audit_log() if e["id"] == s.id][-1]
+    assert removed["by"] == "minh" and removed["silence"]["expired_by"] == "minh"

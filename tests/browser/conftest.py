@@ -73,12 +73,15 @@ class IocServer:
         self.base = f"http://127.0.0.1:{port}"
         self.operator_token = "op-" + secrets.token_hex(12)
         self.viewer_token = "view-" + secrets.token_hex(12)
+        self.admin_token = "admin-" + secrets.token_hex(12)
+        self.ingest_token = "ingest-" + secrets.token_hex(12)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     def start(self, timeout_s: float = 45.0) -> None:
         self.starts += 1
-        env = dict(os.environ, IOC_OPERATOR_TOKEN=self.operator_token, IOC_VIEWER_TOKEN=self.viewer_token, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, IOC_OPERATOR_TOKEN=self.operator_token, IOC_VIEWER_TOKEN=self.viewer_token,
+                   IOC_ADMIN_TOKEN=self.admin_token, IOC_INGEST_TOKEN=self.ingest_token, PYTHONUNBUFFERED="1")
         self.log_path = self.log_dir / f"server-{self.port}-{self.starts}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -90,7 +93,8 @@ class IocServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ioc server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.base + "/api/catalog", timeout=2) as r:
+                req = urllib.request.Request(self.base + "/api/catalog", headers={"Authorization": f"Bearer {self.viewer_token}"})
+                with urllib.request.urlopen(req, timeout=2) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, OSError):
@@ -137,7 +141,11 @@ class IocServer:
             return e.code, e.read().decode(errors="replace")
 
     def catalog(self) -> dict:
-        return self.get_json("/api/catalog")
+        return self.get_json("/api/catalog", token=self.viewer_token)
+
+    def kiosk_url(self, path: str = "/", token: str | None = None) -> str:
+        """The URL a wall display is started with: the page, signed in once by `?token=` (ioc/pages.py)."""
+        return f"{self.base}{path}{'&' if '?' in path else '?'}token={token or self.viewer_token}"
 
 
 def _require_runtime() -> None:
@@ -213,6 +221,7 @@ def new_page(browser):
         ctx.route("**/*", guard)
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "Content Security Policy" in m.text else None)
         return page
 
     make.outside = outside
@@ -221,4 +230,4 @@ def new_page(browser):
     for ctx in contexts:
         ctx.close()
     assert not outside, f"pages tried to reach outside hosts: {outside}"
-    assert not errors, f"uncaught page errors: {errors}"
+    assert not errors, f"uncaught page errors or Content-Security-Policy violations: {errors}"

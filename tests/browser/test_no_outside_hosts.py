@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 PAGES = ["/", "/console", "/wall/rain"]
 
 
-def crawl(base: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def crawl(base: str, token: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
     seen: dict[str, int] = {}
     outside: list[tuple[str, str]] = []
     queue = [urljoin(base, p) for p in PAGES]
@@ -25,7 +25,8 @@ def crawl(base: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
         if url in seen:
             continue
         try:
-            with urllib.request.urlopen(url, timeout=10) as r:
+            req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
                 seen[url] = r.status
                 ctype = r.headers.get("Content-Type", "")
                 body = r.read().decode("utf-8", errors="replace")
@@ -47,7 +48,7 @@ def crawl(base: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 
 def test_pages_reference_no_outside_host(ioc_server):
-    seen, outside = crawl(ioc_server.base + "/")
+    seen, outside = crawl(ioc_server.base + "/", ioc_server.operator_token)
     assert not outside, "outside references: " + ", ".join(f"{u} → {r}" for u, r in outside)
     # the crawl really followed the assets, and they all exist
     assert any(u.endswith("/static/wall.js") for u in seen), seen
@@ -61,6 +62,6 @@ def test_browser_requests_stay_local(new_page, ioc_server):
     """Belt and braces: load each page in Chromium; the new_page fixture fails the test on any outside request."""
     for path in PAGES:
         page = new_page(1920, 1080)
-        page.goto(ioc_server.base + path)
+        page.goto(ioc_server.kiosk_url(path, ioc_server.operator_token))
         page.wait_for_load_state("networkidle", timeout=15_000) if path == "/console" else page.wait_for_timeout(3000)
     assert not new_page.outside

@@ -48,7 +48,7 @@ def test_every_used_key_is_translated(i18n):
     used |= {f"status.{s}" for s in ("green", "yellow", "red", "grey", "neutral")}
     used |= {f"level.{s}" for s in ("province", "district", "commune")}
     used |= {f"ranking.group_{s}" for s in ("province", "district", "commune")}
-    used |= {f"conn.{s}" for s in ("live", "reconnecting", "stale")}
+    used |= {f"conn.{s}" for s in ("live", "reconnecting", "stale", "denied")}
     used |= {f"feed.{s}" for s in ("rain", "dossiers", "cameras", "alerts")}
     used |= {f"kpi.{s}" for s in ("on_time", "online", "digitization", "online_payment", "overdue", "received")}
     missing = sorted(k for k in used if k not in i18n["vi"])
@@ -129,3 +129,19 @@ def test_grafana_provisioning():
     prov = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "provider.yaml").read_text())
     (provider,) = prov["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+def test_nothing_needs_unsafe_inline_or_eval():
+    """The pages run under `script-src 'self'; style-src 'self'` (ioc/security_headers.py): no inline
+    script, inline event handler or style attribute in the HTML, and no script that makes them."""
+    for html in WALL.glob("*.html"):
+        text = html.read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), html.name
+        assert not re.search(r"\son[a-z]+\s*=", text), html.name
+        assert not re.search(r"\sstyle\s*=", text), html.name
+        assert "javascript:" not in text, html.name
+    for js in WALL.glob("*.js"):
+        text = js.read_text(encoding="utf-8")
+        for bad in (r"\.innerHTML\s*=", r"insertAdjacentHTML", r"\beval\(", r"new Function\(",
+                    r"setAttribute\(\s*[\"']style", r"setAttribute\(\s*[\"']on", r"document\.write"):
+            assert not re.search(bad, text), f"{js.name}: {bad}"

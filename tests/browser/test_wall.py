@@ -13,7 +13,7 @@ PANEL_TESTID = {"ranking": "unit-ranking", "rain": "rain-map", "queues": "queue-
 
 def open_wall(new_page, server, path="/", width=1920, height=1080):
     page = new_page(width, height)
-    page.goto(server.base + path)
+    page.goto(server.kiosk_url(path))  # signs in once; later goto()s go by the session cookie
     page.wait_for_selector(LIVE, timeout=20_000)
     return page
 
@@ -122,6 +122,6 @@ def test_screenshots(new_page, ioc_server, artifacts, width, height):
         page.wait_for_selector(LIVE, timeout=20_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(artifacts / f"wall-{panel}-{width}x{height}.png"))
-    page.goto(f"{ioc_server.base}/console")
-    page.wait_for_selector('[data-testid="signin"]')
+    page.goto(f"{ioc_server.base}/console")  # a viewer's session: the console answers its sign-in page (403)
+    page.wait_for_selector('[data-testid="signin-page"]')
     page.screenshot(path=str(artifacts / f"console-signin-{width}x{height}.png"))

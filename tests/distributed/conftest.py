@@ -174,6 +174,22 @@ def redis_prefix(redis_base_url):
         r.delete(*keys[i : i + 500])
 
 
+def wait_api_healthy(p: "Proc", timeout_s: float = 20.0) -> "Proc":
+    """Wait until an `ioc api` process answers /healthz (raises with its log if it exits or never does)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not p.alive():
+            raise RuntimeError(f"ioc api exited:\n{p.log()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{p.port}/healthz", timeout=1).status_code == 200:
+                return p
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    p.stop()
+    raise TimeoutError(f"ioc api not healthy:\n{p.log()}")
+
+
 class Proc:
     def __init__(self, name: str, cmd: list[str], log: Path, env: dict[str, str], port: int | None = None) -> None:
         self.name, self.cmd, self.log_path, self.env, self.port = name, cmd, log, env, port
@@ -312,17 +328,7 @@ def make_cluster(broker: str, redis_base_url: str, redis_prefix: str, tmp_path: 
             port = free_port()
             p = Proc("api", [*IOC, "api", *common, "--port", str(port)], tmp_path / f"api-{port}.log", env, port)
             procs.append(p)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if not p.alive():
-                    raise RuntimeError(f"ioc api exited:\n{p.log()}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        return p
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            raise TimeoutError(f"ioc api not healthy:\n{p.log()}")
+            return wait_api_healthy(p)
 
         def ingest(self, path: Path) -> subprocess.CompletedProcess:
             return subprocess.run([*IOC, "ingest", str(path), "--kafka", broker, "--partitions", str(PARTITIONS)],

@@ -13,6 +13,7 @@ import pytest
 from websockets.sync.client import connect
 
 from ioc.catalog import demo_catalog
+from tests.conftest import AS_INGEST, AS_VIEWER
 from tests.distributed.data import make_events, to_jsonl
 from tests.distributed.helpers import (
     ROBUST_RULES,
@@ -89,7 +90,7 @@ def test_same_results_as_embedded_via_api_and_websocket(cluster, catalog, tmp_pa
     worker = cluster.worker()
     api = cluster.api()
     base = f"http://127.0.0.1:{api.port}"
-    with connect(f"ws://127.0.0.1:{api.port}/ws", open_timeout=5) as ws:
+    with connect(f"ws://127.0.0.1:{api.port}/ws", open_timeout=5, additional_headers=AS_VIEWER) as ws:
         first = json.loads(ws.recv(timeout=5))
         assert first["type"] == "snapshot"
         state = {_k(r): r for r in first["records"]}
@@ -100,7 +101,7 @@ def test_same_results_as_embedded_via_api_and_websocket(cluster, catalog, tmp_pa
 
         wait_until_processed(cluster, [worker], final_watermarks(catalog, jsonl, PARTITIONS))
         # the client converges on the replica's snapshot: read deltas until it has it
-        target = {_k(r): r for part in ("indicators", "alerts") for r in httpx.get(base + "/api/snapshot", timeout=10).json()[part]}
+        target = {_k(r): r for part in ("indicators", "alerts") for r in httpx.get(base + "/api/snapshot", headers=AS_VIEWER, timeout=10).json()[part]}
         seqs = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and state != target:
@@ -120,7 +121,7 @@ def test_same_results_as_embedded_via_api_and_websocket(cluster, catalog, tmp_pa
     ws_records = list(state.values())
     _assert_same(catalog, jsonl, [r for r in ws_records if r["type"] == "indicator"], [r for r in ws_records if r["type"] == "alert"], pruned=True)
 
-    snap = httpx.get(base + "/api/snapshot", timeout=10).json()
+    snap = httpx.get(base + "/api/snapshot", headers=AS_VIEWER, timeout=10).json()
     _assert_same(catalog, jsonl, snap["indicators"], snap["alerts"], pruned=True)
     # the Redis hash behind the replicas keeps every alert
     _assert_same(catalog, jsonl, snap["indicators"], _alerts_in_redis(cluster))
@@ -136,13 +137,13 @@ def test_same_results_as_embedded_via_api_and_websocket(cluster, catalog, tmp_pa
     # HTTP ingest on the API replica validates, then produces to Kafka
     good = {"kind": "rain", "station": "ZZ-NEW", "ts": "2026-10-28T13:55:00+07:00", "rain_mm": 4.2}
     bad = {"kind": "rain", "station": "ZZ-NEW", "ts": "2026-10-28T13:55:00+07:00", "rain_mm": -1}
-    r = httpx.post(base + "/api/ingest", content=(json.dumps(good) + "\n" + json.dumps(bad)).encode(), timeout=10)
+    r = httpx.post(base + "/api/ingest", headers=AS_INGEST, content=(json.dumps(good) + "\n" + json.dumps(bad)).encode(), timeout=10)
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1 and [(x["position"], x["reason"]) for x in r.json()["rejections"]] == [(1, "negative_value")]
     deadline = time.monotonic() + 15
     value = None
     while time.monotonic() < deadline and value is None:
-        snap = httpx.get(base + "/api/snapshot", timeout=5).json()
+        snap = httpx.get(base + "/api/snapshot", headers=AS_VIEWER, timeout=5).json()
         value = next((x["value"] for x in snap["indicators"] if x["name"] == "rain_mm" and x["window"] == "1h" and x["entity"] == "ZZ-NEW"), None)
         time.sleep(0.2)
     assert value == 4.2

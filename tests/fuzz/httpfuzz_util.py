@@ -24,6 +24,8 @@ from tests.conftest import IocServer, free_port
 ROOT = Path(__file__).resolve().parents[2]
 VIEWER = "fuzz-viewer-token"
 OPERATOR = "fuzz-operator-token"
+INGEST = "fuzz-ingest-token"
+AS_INGEST = {"Authorization": f"Bearer {INGEST}"}
 
 
 class LagMeter:
@@ -85,14 +87,15 @@ class InProcessServer:
         from ioc.wiring import build_alerting, build_pipeline
 
         cfg = build_config(port=self.port, data_dir=self.data_dir, viewer_token=Secret(VIEWER),
-                           operator_token=Secret(OPERATOR))
+                           operator_token=Secret(OPERATOR), ingest_token=Secret(INGEST))
         catalog = demo_catalog()
         alerting = build_alerting(cfg, catalog) if self.operator_api else None
         pipeline = build_pipeline(catalog, alerting.engine if alerting else None)
         runtime = Runtime(cfg, catalog, pipeline)
         if alerting is not None:
             alerting.attach(runtime)
-        app = create_app(runtime, alerts_router=alerting.router(runtime) if alerting else None)
+        auth = alerting.authenticator(runtime) if alerting else None  # one authenticator for both
+        app = create_app(runtime, alerts_router=alerting.router(runtime, auth) if alerting else None, auth=auth)
         overrides = {"http": self.http} if self.http is not None else {}
         class ThreadServer(Server):
             def capture_signals(self):  # signals belong to the main thread: the test's
@@ -154,7 +157,8 @@ class IocProcess(IocServer):
     """`ioc run` (no demo: nothing changes the state but our requests) on a free port, restartable."""
 
     def __init__(self, data_dir: Path) -> None:
-        env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER, IOC_OPERATOR_TOKEN=OPERATOR, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER, IOC_OPERATOR_TOKEN=OPERATOR, IOC_INGEST_TOKEN=INGEST,
+                   PYTHONUNBUFFERED="1")
         super().__init__(data_dir, free_port(), [], env)
 
     def start(self, timeout_s: float = 30.0) -> "IocProcess":

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from httpfuzz_util import OPERATOR, VIEWER, IocProcess
+from httpfuzz_util import AS_INGEST, OPERATOR, VIEWER, IocProcess
 from ioc.timeutil import format_ts
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def ioc(tmp_path_factory):
     # one alert to acknowledge: 11 × 7.5 mm within 3 h at a catalog station → rain_3h_intense
     storm = [{"kind": "rain", "station": "VP-001", "ts": f"2026-10-28T13:{m:02d}:00+07:00", "rain_mm": 7.5}
              for m in range(5, 60, 5)]
-    assert client.post("/api/ingest", json=storm).status_code == 200
+    assert client.post("/api/ingest", json=storm, headers=AS_INGEST).status_code == 200
     yield server, client
     client.close()
     server.stop()
@@ -60,7 +60,7 @@ def _count(r: httpx.Response) -> None:
 
 
 def _state(client: httpx.Client) -> tuple:
-    snap = client.get("/api/snapshot").json()
+    snap = client.get("/api/snapshot", headers=VW).json()
     snap.pop("seq", None)
     health = client.get("/healthz").json()
     metrics = client.get("/metrics").text
@@ -69,7 +69,7 @@ def _state(client: httpx.Client) -> tuple:
 
 
 def post_ingest(client: httpx.Client, body: bytes, content_type: str | None = None) -> tuple[int, dict]:
-    headers = {"Content-Type": content_type} if content_type else {}
+    headers = {"Content-Type": content_type, **AS_INGEST} if content_type else AS_INGEST
     r = client.post("/api/ingest", content=body, headers=headers)
     _count(r)
     assert r.status_code < 500, (r.status_code, r.text[:500], body[:300])
@@ -321,6 +321,25 @@ def test_ack_bodies_never_5xx(ioc, body, existing):
     assert lst.status_code == 200 and "alerts" in lst.json()
 
 
+@settings(FUZZ, max_examples=100)
+@given(action=st.sampled_from(["comments", "assign", "unassign"]),
+       body=st.one_of(st.dictionaries(st.sampled_from(["text", "to", "by", "x"]), json_values, max_size=3),
+                      json_values, st.binary(max_size=60)), existing=st.booleans())
+def test_comment_and_assign_bodies_never_5xx(ioc, action, body, existing):
+    _, client = ioc
+    aid = _alert_id(client) if existing else "nope-" + str(len(str(body)))
+    content = body if isinstance(body, bytes) else encode(body)
+    r = client.post(f"/api/alerts/{aid}/{action}", headers=OP, content=content)
+    out = _check_operator_answer(r)
+    assert r.status_code in (200, 400, 404, 409, 413, 422), r.text[:300]
+    if r.status_code == 200:  # whatever was sent, the action is the signed-in principal's
+        assert out["result"] in ("commented", "assigned", "unassigned", "unchanged")
+        if action == "comments":
+            assert out["comments"][-1]["by"] == "operator"
+    a = client.get(f"/api/alerts/{_alert_id(client)}", headers=VW)
+    assert a.status_code == 200 and isinstance(a.json().get("comments", []), list)
+
+
 def test_silence_with_ends_at_1e300_is_refused_and_listing_works(ioc):
     _, client = ioc
     for bad in (1e300, 10**400, "9999-12-31T23:59:59-12:00", "NaN", True, [1], {"a": 1}):
@@ -332,10 +351,10 @@ def test_silence_with_ends_at_1e300_is_refused_and_listing_works(ioc):
 
 def test_the_server_restarts_after_the_fuzzing(ioc):
     server, client = ioc
-    before = client.get("/api/snapshot").json()
+    before = client.get("/api/snapshot", headers=VW).json()
     server.kill()
     server.start()
-    after = client.get("/api/snapshot").json()
+    after = client.get("/api/snapshot", headers=VW).json()
     assert {(r.get("name"), r.get("window"), r.get("entity")) for r in after["indicators"]} >= {
         (r.get("name"), r.get("window"), r.get("entity")) for r in before["indicators"]}
     _silences(client)

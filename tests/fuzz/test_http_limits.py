@@ -23,7 +23,7 @@ import ioc.serve as serve
 from ioc.api import MAX_EVENTS_PER_BODY
 from ioc.serve import LimitedHttpToolsProtocol
 
-from httpfuzz_util import OPERATOR, InProcessServer
+from httpfuzz_util import AS_INGEST, INGEST, OPERATOR, InProcessServer
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ def test_streamed_200_mib_body_is_refused_before_it_is_all_read(srv):
     sent = 0
     answer = b""
     with _connect(srv) as s:
-        s.sendall(b"POST /api/ingest HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        s.sendall(b"POST /api/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + INGEST.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
         try:
             while sent < 200 * 1024 * 1024:
                 readable, _, _ = select.select([s], [], [], 0)
@@ -115,13 +115,13 @@ def test_streamed_200_mib_body_is_refused_before_it_is_all_read(srv):
 
 def test_too_many_lines_are_refused_while_streaming(srv):
     body = b"{}\n" * (MAX_EVENTS_PER_BODY + 10)
-    r = httpx.post(srv.url + "/api/ingest", content=body, timeout=10)
+    r = httpx.post(srv.url + "/api/ingest", content=body, headers=AS_INGEST, timeout=10)
     assert r.status_code == 413 and r.json()["reason"] == "too_large" and r.json()["accepted"] == 0
 
 
 def test_large_json_array_is_refused_with_advice(srv):
     body = b"[" + b",".join([b"{}"] * 400_000) + b"]"
-    r = httpx.post(srv.url + "/api/ingest", content=body, timeout=10)
+    r = httpx.post(srv.url + "/api/ingest", content=body, headers=AS_INGEST, timeout=10)
     assert r.status_code == 413 and "JSONL" in r.json()["detail"]
 
 
@@ -170,7 +170,7 @@ def test_oversized_headers_are_refused(srv):
 def test_stalled_body_gets_408(srv, monkeypatch):
     monkeypatch.setattr(serve, "BODY_IDLE_TIMEOUT_S", 0.5)
     with _connect(srv) as s:
-        s.sendall(b"POST /api/ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"kind\":")
+        s.sendall(b"POST /api/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + INGEST.encode() + b"\r\nContent-Length: 1000\r\n\r\n{\"kind\":")
         answer = _read_all(s)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
 
@@ -205,7 +205,7 @@ def test_event_loop_stays_responsive_during_big_bodies(srv, case):
     gc.freeze()
     srv.lag.start()
     t0 = time.monotonic()
-    r = httpx.post(srv.url + "/api/ingest", content=body, timeout=120)
+    r = httpx.post(srv.url + "/api/ingest", content=body, headers=AS_INGEST, timeout=120)
     elapsed = time.monotonic() - t0
     time.sleep(0.05)
     worst, worst_cpu = srv.lag.stop()

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.conftest import OPERATOR_TOKEN, VIEWER_TOKEN
+from tests.conftest import wait_for, AS_INGEST, OPERATOR_TOKEN, VIEWER_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -47,14 +47,6 @@ def receiver():
     r.close()
 
 
-def wait_for(predicate, timeout_s: float = 10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_ack_survives_sigkill_and_webhook_notified_once(ioc_server, receiver, tmp_path):
@@ -68,7 +60,7 @@ def test_ack_survives_sigkill_and_webhook_notified_once(ioc_server, receiver, tm
         {"kind": "rain", "station": "VP-001", "ts": f"2026-10-28T13:{m:02d}:00+07:00", "rain_mm": 7.5}
         for m in range(5, 60, 5)
     ]  # 11 × 7.5 = 82.5 mm within 3 h → rain_3h_intense
-    assert httpx.post(url + "/api/ingest", json=storm).json()["accepted"] == 11
+    assert httpx.post(url + "/api/ingest", headers=AS_INGEST, json=storm).json()["accepted"] == 11
 
     alerts = wait_for(lambda: httpx.get(url + "/api/alerts", params={"rule": "rain_3h_intense"}, headers=viewer).json()["alerts"])
     assert len(alerts) == 1
@@ -88,7 +80,7 @@ def test_ack_survives_sigkill_and_webhook_notified_once(ioc_server, receiver, tm
 
     # more rain on the same station updates the same alert, never a second one
     more = {"kind": "rain", "station": "VP-001", "ts": "2026-10-28T14:00:00+07:00", "rain_mm": 5}
-    assert httpx.post(server2.url + "/api/ingest", json=more).json()["accepted"] == 1
+    assert httpx.post(server2.url + "/api/ingest", headers=AS_INGEST, json=more).json()["accepted"] == 1
     time.sleep(1.5)  # give a wrong re-notification time to arrive
     alerts = httpx.get(server2.url + "/api/alerts", params={"rule": "rain_3h_intense"}, headers=viewer).json()["alerts"]
     assert [a["id"] for a in alerts] == [alert["id"]]

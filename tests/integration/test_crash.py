@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, IocServer, free_port
+from tests.conftest import AS_INGEST, AS_VIEWER, INGEST_TOKEN, OPERATOR_TOKEN, VIEWER_TOKEN, IocServer, free_port
 from tests.integration.test_alert_restart import Receiver
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,7 @@ class Client:
         url = self.proc.url
         kind = action[0]
         if kind == "batch":
-            r = self.http.post(url + "/api/ingest", json=action[2])
+            r = self.http.post(url + "/api/ingest", headers=AS_INGEST, json=action[2])
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["rejected"] == 0, body
@@ -165,7 +165,7 @@ class Client:
 
 
 def final_state(url: str) -> dict:
-    snap = httpx.get(url + "/api/snapshot", timeout=10).json()
+    snap = httpx.get(url + "/api/snapshot", headers=AS_VIEWER, timeout=10).json()
     indicators = {(r["name"], r["window"], r["entity"]): r["value"] for r in snap["indicators"]}
     alerts = httpx.get(url + "/api/alerts", params={"limit": 5000}, headers=VIEWER, timeout=10).json()["alerts"]
     alerts = sorted(
@@ -202,7 +202,8 @@ def deliveries(receiver: Receiver) -> tuple[dict[tuple[str, str], set[str]], int
 
 def run(tmp: Path, actions: list[tuple], kills: bool, rng: random.Random) -> dict:
     receiver = Receiver()
-    env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER_TOKEN, IOC_OPERATOR_TOKEN=OPERATOR_TOKEN, PYTHONUNBUFFERED="1",
+    env = dict(os.environ, IOC_VIEWER_TOKEN=VIEWER_TOKEN, IOC_OPERATOR_TOKEN=OPERATOR_TOKEN, IOC_INGEST_TOKEN=INGEST_TOKEN,
+               PYTHONUNBUFFERED="1",
                IOC_WEBHOOK_URL=receiver.url, IOC_CHECKPOINT_INTERVAL_S="0.7")
     proc = Proc(tmp / "data", free_port(), env, tmp / "server.log")
     stats = {"kills_in_flight": 0, "kills_in_restore": 0, "restore_kill_phases": [], "resent": 0, "restarts_s": []}

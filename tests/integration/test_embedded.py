@@ -8,6 +8,8 @@ import time
 
 import httpx
 import pytest
+
+from tests.conftest import AS_INGEST, AS_VIEWER
 from websockets.sync.client import connect
 
 pytestmark = pytest.mark.integration
@@ -37,7 +39,7 @@ def test_demo_is_live_within_ten_seconds(ioc_server):
         time.sleep(0.2)
     assert all(counts.get(f, 0) > 0 for f in FEEDS), counts
 
-    with connect(server.ws_url, open_timeout=5) as ws:
+    with connect(server.ws_url, open_timeout=5, additional_headers=AS_VIEWER) as ws:
         first = json.loads(ws.recv(timeout=5))
         assert first["type"] == "snapshot"
         assert first["records"], "the demo has indicators at once"
@@ -53,7 +55,7 @@ def test_demo_is_live_within_ten_seconds(ioc_server):
 
     html = httpx.get(url + "/").text
     assert "<html" in html.lower()
-    snap = httpx.get(url + "/api/snapshot").json()
+    snap = httpx.get(url + "/api/snapshot", headers=AS_VIEWER).json()
     assert snap["indicators"] and "alerts" in snap
 
 
@@ -62,7 +64,7 @@ def test_malformed_ingest_is_refused_counted_and_dead_lettered(ioc_server):
     url = server.url
     before = rejected(url, "rain", "negative_value")
     bad = {"kind": "rain", "station": "VP-001", "ts": "2026-10-28T13:10:00+07:00", "rain_mm": -3}
-    r = httpx.post(url + "/api/ingest", json=bad)
+    r = httpx.post(url + "/api/ingest", headers=AS_INGEST, json=bad)
     assert r.status_code == 400
     body = r.json()
     assert body["accepted"] == 0 and body["rejected"] == 1
@@ -70,7 +72,7 @@ def test_malformed_ingest_is_refused_counted_and_dead_lettered(ioc_server):
     assert body["rejections"][0]["position"] == 0
     assert rejected(url, "rain", "negative_value") == before + 1
 
-    r = httpx.post(url + "/api/ingest", content=b"{not json\n")
+    r = httpx.post(url + "/api/ingest", headers=AS_INGEST, content=b"{not json\n")
     assert r.status_code == 400 and r.json()["rejections"][0]["reason"] == "bad_json"
 
     # valid data in the same body is processed
@@ -78,7 +80,7 @@ def test_malformed_ingest_is_refused_counted_and_dead_lettered(ioc_server):
     # a key the simulators never send (the same station and ts would be a correction of theirs)
     good = {"kind": "rain", "station": "HTTP-TEST-1", "ts": wm, "rain_mm": 1.0}
     lines = "\n".join([json.dumps(good), "garbage", json.dumps(bad)])
-    r = httpx.post(url + "/api/ingest", content=lines.encode())
+    r = httpx.post(url + "/api/ingest", headers=AS_INGEST, content=lines.encode())
     assert r.status_code == 200
     body = r.json()
     assert body["accepted"] == 1 and body["rejected"] == 2
@@ -94,16 +96,16 @@ def test_future_dated_event_is_refused_with_reason(ioc_server):
     server = ioc_server()
     url = server.url
     ok = {"kind": "rain", "station": "VP-001", "ts": "2026-10-28T13:10:00+07:00", "rain_mm": 1}
-    assert httpx.post(url + "/api/ingest", json=ok).json()["accepted"] == 1
+    assert httpx.post(url + "/api/ingest", headers=AS_INGEST, json=ok).json()["accepted"] == 1
     far = dict(ok, ts="2031-01-01T00:00:00+07:00")
-    r = httpx.post(url + "/api/ingest", json=[ok | {"ts": "2026-10-28T13:15:00+07:00"}, far])
+    r = httpx.post(url + "/api/ingest", headers=AS_INGEST, json=[ok | {"ts": "2026-10-28T13:15:00+07:00"}, far])
     assert r.status_code == 200
     assert [(x["position"], x["reason"]) for x in r.json()["rejections"]] == [(1, "future_timestamp")]
     assert httpx.get(url + "/healthz").json()["watermarks"]["rain"] == "2026-10-28T13:15:00+07:00"
 
 
 def rain_values(url: str, station: str) -> dict[str, float]:
-    snap = httpx.get(url + "/api/snapshot").json()
+    snap = httpx.get(url + "/api/snapshot", headers=AS_VIEWER).json()
     return {r["window"]: r["value"] for r in snap["indicators"] if r["name"] == "rain_mm" and r["entity"] == station}
 
 
@@ -115,14 +117,14 @@ def test_sigkill_restart_keeps_state_and_counts_nothing_twice(ioc_server, tmp_pa
         {"kind": "rain", "station": "VP-001", "ts": f"2026-10-28T13:{m:02d}:00+07:00", "rain_mm": 2.5}
         for m in range(0, 60, 5)
     ]
-    assert httpx.post(url + "/api/ingest", json=first).json()["accepted"] == 12
+    assert httpx.post(url + "/api/ingest", headers=AS_INGEST, json=first).json()["accepted"] == 12
     assert rain_values(url, "VP-001")["24h"] == 30.0
     server.kill()  # no checkpoint on the way down: the journal carries the batch
 
     server2 = ioc_server(data_dir=data, port=port)
     assert rain_values(server2.url, "VP-001")["24h"] == 30.0
     more = {"kind": "rain", "station": "VP-001", "ts": "2026-10-28T14:00:00+07:00", "rain_mm": 5}
-    assert httpx.post(server2.url + "/api/ingest", json=more).json()["accepted"] == 1
+    assert httpx.post(server2.url + "/api/ingest", headers=AS_INGEST, json=more).json()["accepted"] == 1
     assert rain_values(server2.url, "VP-001")["24h"] == 35.0
     server2.stop()  # graceful: the final checkpoint covers everything, the journal is pruned
     assert server2.proc.returncode == 0
@@ -137,14 +139,14 @@ def test_sigkill_restart_keeps_state_and_counts_nothing_twice(ioc_server, tmp_pa
 
 def test_idle_clients_get_heartbeats_and_resume_after_a_reconnect(ioc_server):
     server = ioc_server()
-    with connect(server.ws_url, open_timeout=5) as ws:
+    with connect(server.ws_url, open_timeout=5, additional_headers=AS_VIEWER) as ws:
         snap = json.loads(ws.recv(timeout=5))
         assert snap["type"] == "snapshot"
         beat = json.loads(ws.recv(timeout=12))  # nothing happens: the server still speaks every 5 s
         assert beat["type"] == "heartbeat" and beat["seq"] == snap["seq"] and beat["server_time"]
     ev = {"kind": "rain", "station": "VP-009", "ts": "2026-10-28T13:10:00+07:00", "rain_mm": 4.0}
-    assert httpx.post(server.url + "/api/ingest", json=ev).json()["accepted"] == 1
-    with connect(server.ws_url + f"?resume={snap['seq']}", open_timeout=5) as ws:
+    assert httpx.post(server.url + "/api/ingest", headers=AS_INGEST, json=ev).json()["accepted"] == 1
+    with connect(server.ws_url + f"?resume={snap['seq']}", open_timeout=5, additional_headers=AS_VIEWER) as ws:
         missed = json.loads(ws.recv(timeout=5))
         assert missed["type"] == "delta" and missed["seq"] > snap["seq"]
         assert {r["entity"] for r in missed["records"]} == {"VP-009"}

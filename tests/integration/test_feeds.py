@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from tests.conftest import AS_VIEWER
+
 pytestmark = pytest.mark.integration
 
 
@@ -41,7 +43,7 @@ def test_vrain_poller_feeds_the_pipeline(ioc_server):
         deadline = time.monotonic() + 15
         value = None
         while time.monotonic() < deadline and value is None:
-            snap = httpx.get(server.url + "/api/snapshot").json()
+            snap = httpx.get(server.url + "/api/snapshot", headers=AS_VIEWER).json()
             value = next((r["value"] for r in snap["indicators"]
                           if r["name"] == "rain_mm" and r["window"] == "1h" and r["entity"] == "VP-001"), None)
             time.sleep(0.2)
@@ -62,7 +64,7 @@ def test_sensorthings_mqtt_feeds_the_pipeline(ioc_server, mqtt_broker, tmp_path)
     server = ioc_server("--mqtt", f"{host}:{port}", "--sensorthings-map", str(mapping))
 
     def rain_1h(station: str):
-        snap = httpx.get(server.url + "/api/snapshot").json()
+        snap = httpx.get(server.url + "/api/snapshot", headers=AS_VIEWER).json()
         return next((r["value"] for r in snap["indicators"]
                      if r["name"] == "rain_mm" and r["window"] == "1h" and r["entity"] == station), None)
 

@@ -15,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 
-from tests.conftest import IOC, OPERATOR_TOKEN, ROOT, VIEWER_TOKEN
+from tests.conftest import AS_INGEST, AS_VIEWER, IOC, OPERATOR_TOKEN, ROOT, VIEWER_TOKEN
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def metric(url: str, name: str, **labels: str) -> float:
 def serves(url: str) -> None:
     """The restarted server answers every read surface without a 5xx."""
     assert httpx.get(url + "/healthz", timeout=5).status_code == 200
-    assert httpx.get(url + "/api/snapshot", timeout=5).status_code == 200
+    assert httpx.get(url + "/api/snapshot", headers=AS_VIEWER, timeout=5).status_code == 200
     assert httpx.get(url + "/api/alerts", headers=VIEWER, timeout=5).status_code == 200
     assert httpx.get(url + "/api/silences", headers=VIEWER, timeout=5).status_code == 200
     assert httpx.get(url + "/metrics", timeout=5).status_code == 200
@@ -72,7 +72,7 @@ def test_demo_refuses_an_event_a_day_ahead_of_its_clock_and_no_watermark_moves(i
         {"kind": "camera", "camera": "cam-vy-1", "site": "vinh-yen", "ts": ahead, "waiting": 4, "counters_open": 2},
         {"kind": "rain", "station": "VP-001", "ts": ahead, "rain_mm": 1.0},
     ]
-    r = httpx.post(url + "/api/ingest", json=body)
+    r = httpx.post(url + "/api/ingest", headers=AS_INGEST, json=body)
     assert r.status_code == 400, r.text
     assert [x["reason"] for x in r.json()["rejections"]] == ["future_timestamp", "future_timestamp"]
     after = httpx.get(url + "/healthz").json()["watermarks"]
@@ -104,14 +104,14 @@ def test_server_restarts_and_serves_after_every_kind_of_poison_input(ioc_server,
     server = ioc_server(data_dir=data)
     url, port = server.url, server.port
     good = {"kind": "rain", "station": "VP-002", "ts": "2026-10-28T13:05:00+07:00", "rain_mm": 2.0}
-    assert httpx.post(url + "/api/ingest", json=good).json()["accepted"] == 1
+    assert httpx.post(url + "/api/ingest", headers=AS_INGEST, json=good).json()["accepted"] == 1
     for name, poison in POISON.items():
         body = msgspec.json.encode([poison, dict(good, ts="2026-10-28T13:10:00+07:00")])
-        r = httpx.post(url + "/api/ingest", content=body)
+        r = httpx.post(url + "/api/ingest", headers=AS_INGEST, content=body)
         assert r.status_code < 500, (name, r.status_code, r.text)
-        r = httpx.post(url + "/api/ingest", content=msgspec.json.encode(poison))
+        r = httpx.post(url + "/api/ingest", headers=AS_INGEST, content=msgspec.json.encode(poison))
         assert r.status_code < 500, (name, r.status_code, r.text)
-    r = httpx.post(url + "/api/ingest", content=DEEP + b"\n" + msgspec.json.encode(good))
+    r = httpx.post(url + "/api/ingest", headers=AS_INGEST, content=DEEP + b"\n" + msgspec.json.encode(good))
     assert r.status_code < 500, r.text
     for ends_at in (1e300, float("1e308"), -1e300, "9999-12-31T23:59:59+07:00"):
         r = httpx.post(url + "/api/silences", headers=OPERATOR,
@@ -163,7 +163,7 @@ def test_poisoned_and_damaged_journal_is_quarantined_and_the_server_starts(ioc_s
     health = httpx.get(url + "/healthz").json()
     assert health["status"] == "degraded" and health["quarantined"] >= 4, health
     assert health["watermarks"]["rain"] == "2026-10-28T13:20:00+07:00"  # good entries kept, poison not
-    snap = httpx.get(url + "/api/snapshot").json()
+    snap = httpx.get(url + "/api/snapshot", headers=AS_VIEWER).json()
     vp3 = {r["window"]: r["value"] for r in snap["indicators"] if r["name"] == "rain_mm" and r["entity"] == "VP-003"}
     assert vp3["1h"] == 6.0  # 13:05, 13:10, 13:15, 13:20 (the torn 13:25 never counted)
     # the poison is refused when decoded (a journal_line) or when re-processed (a journal_entry),
@@ -178,7 +178,7 @@ def test_poisoned_and_damaged_journal_is_quarantined_and_the_server_starts(ioc_s
     assert any("9999-12-31" in q["raw"] for q in quarantined)
     # it keeps working: new input, a checkpoint (health recovers from the quarantine only by a restart)
     more = {"kind": "rain", "station": "VP-003", "ts": "2026-10-28T13:30:00+07:00", "rain_mm": 1.0}
-    assert httpx.post(url + "/api/ingest", json=more).json()["accepted"] == 1
+    assert httpx.post(url + "/api/ingest", headers=AS_INGEST, json=more).json()["accepted"] == 1
     server.stop()
     assert server.proc.returncode == 0, server.log()
     again = ioc_server(data_dir=data, port=server.port)
@@ -194,7 +194,7 @@ def test_damaged_checkpoint_is_quarantined_and_the_previous_one_plus_journal_use
     url = server.url
     for m in range(5, 60, 5):
         ev = {"kind": "rain", "station": "VP-004", "ts": f"2026-10-28T13:{m:02d}:00+07:00", "rain_mm": 1.0}
-        assert httpx.post(url + "/api/ingest", json=ev).json()["accepted"] == 1
+        assert httpx.post(url + "/api/ingest", headers=AS_INGEST, json=ev).json()["accepted"] == 1
         time.sleep(0.12)  # several checkpoints land in between
     deadline = time.monotonic() + 5
     while metric(url, "ioc_checkpoints_total") < 3 and time.monotonic() < deadline:
@@ -210,7 +210,7 @@ def test_damaged_checkpoint_is_quarantined_and_the_previous_one_plus_journal_use
     restart_s = time.monotonic() - t0
     url2 = server2.url
     serves(url2)
-    snap = httpx.get(url2 + "/api/snapshot").json()
+    snap = httpx.get(url2 + "/api/snapshot", headers=AS_VIEWER).json()
     vp4 = {r["window"]: r["value"] for r in snap["indicators"] if r["name"] == "rain_mm" and r["entity"] == "VP-004"}
     assert vp4["1h"] == 11.0, vp4  # nothing lost, nothing counted twice
     health = httpx.get(url2 + "/healthz").json()
@@ -225,7 +225,7 @@ def test_checkpoint_that_cannot_be_written_is_visible_and_retried(ioc_server, tm
     server = ioc_server(data_dir=data, extra_env={"IOC_CHECKPOINT_INTERVAL_S": "0.2"})
     url = server.url
     ev = {"kind": "rain", "station": "VP-005", "ts": "2026-10-28T13:05:00+07:00", "rain_mm": 1.0}
-    assert httpx.post(url + "/api/ingest", json=ev).json()["accepted"] == 1
+    assert httpx.post(url + "/api/ingest", headers=AS_INGEST, json=ev).json()["accepted"] == 1
     tmp = data / "checkpoint.tmp"
     tmp.unlink(missing_ok=True)
     tmp.mkdir()  # the checkpoint's temporary file cannot be created
