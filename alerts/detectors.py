@@ -10,22 +10,22 @@
   bucket reporting 2.4 mm every 5 minutes for hours; a camera frozen on 17
   people).  Zero is ignored by default: a dry gauge legitimately reports 0.
 - **Physically implausible readings** (`implausible_rain`, `implausible_camera`):
-  a data-quality alert.  How such readings are treated in the sums: the
-  processors (streams/) count **every valid reading** in the windows — a
-  reading is only refused at the boundary when it is malformed (e.g. negative
-  rain).  So a 900 mm "spike" *is* in the 1h…72h sums and may trigger the rain
-  rules.  The engine therefore labels any rain alert whose window contains an
-  implausible reading of the same station with `data_quality: suspect`, and
-  raises `implausible_reading` so an operator can judge.  Recommendation: keep
-  counting (never silently drop what a sensor said), and if a province wants
-  such readings excluded, have the rain processor call `implausible_rain()` and
-  dead-letter the reading with reason `invalid_value` — one function, shared.
+  a data-quality alert for the engineers.  A rain reading beyond its
+  station's `RainLimits` is **quarantined** by the rain processor
+  (streams/rain.py): accepted (it is valid JSON, its key is kept so a re-send
+  is a duplicate and a good value from the gateway a correction) but kept out
+  of every window sum, so it can never raise or escalate a rain alert.  The
+  processor reports it (`ProcessResult.quarantined`) and the engine raises
+  `implausible_reading` from that report: `implausible_rain()` is the one
+  definition, applied once.  Camera readings are still only flagged.
 - **Anomalies** on any indicator series: alerts/anomaly/ (the `anomaly` rule kind).
 """
 
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 
 # ---------------------------------------------------------------- implausible
@@ -49,6 +49,46 @@ def implausible_rain(rain_mm: float, dt_s: float | None, max_reading_mm: float =
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class RainLimits:
+    """The physical limits a rain reading must stay within (docs/domain.md §2, "Implausible readings").
+
+    Defaults sit at the world-record rainfall for the interval: no single
+    reading above 200 mm (the 15-minute record is 198 mm), and no implied
+    intensity above 400 mm/h over max(interval, 10 min) (the 1-hour record is
+    305 mm in 42 min; the 5-minute record, 61.7 mm, stays within the 66.7 mm
+    that 400 mm/h allows over the 10-minute floor).
+    """
+
+    max_reading_mm: float = 200.0
+    max_rate_mm_h: float = 400.0
+    min_interval_s: float = 600.0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "RainLimits":
+        """From an `implausible` rule's params (the keys of this class; missing keys keep the defaults)."""
+        d = cls()
+        return cls(float(params.get("max_reading_mm", d.max_reading_mm)),
+                   float(params.get("max_rate_mm_h", d.max_rate_mm_h)),
+                   float(params.get("min_interval_s", d.min_interval_s)))
+
+    def with_station(self, max_reading_mm: float | None, max_rate_mm_h: float | None) -> "RainLimits":
+        """These limits with a station's own (catalog) limits where it has them."""
+        if max_reading_mm is None and max_rate_mm_h is None:
+            return self
+        return RainLimits(self.max_reading_mm if max_reading_mm is None else float(max_reading_mm),
+                          self.max_rate_mm_h if max_rate_mm_h is None else float(max_rate_mm_h),
+                          self.min_interval_s)
+
+    @property
+    def prefilter_mm(self) -> float:
+        """A reading at or below this is plausible whatever its interval (lets the hot path skip the check)."""
+        return min(self.max_reading_mm, self.max_rate_mm_h * self.min_interval_s / 3600.0) * (1 - 1e-9)
+
+    def why(self, rain_mm: float, dt_s: float | None) -> str | None:
+        return implausible_rain(rain_mm, dt_s, self.max_reading_mm, self.max_rate_mm_h, self.min_interval_s)
+
+
 def implausible_camera(waiting: int, counters_open: int, max_waiting: float = 500.0,
                        max_counters_open: float | None = None) -> str | None:
     if waiting > max_waiting:
@@ -56,6 +96,18 @@ def implausible_camera(waiting: int, counters_open: int, max_waiting: float = 50
     if max_counters_open is not None and counters_open > max_counters_open:
         return "more_counters_than_site_has"
     return None
+
+
+# what each reason means, for the alert's message (alerts/rules/data_quality.yaml: {reason})
+REASON_TEXT: dict[str, dict[str, str]] = {
+    "reading_too_large": {"vi": "lớn hơn mức một lần đo có thể ghi được", "en": "more than one reading can hold"},
+    "rate_too_high": {"vi": "cường độ mưa suy ra vượt giới hạn vật lý",
+                      "en": "the rain rate it implies is beyond the physical limit"},
+    "waiting_too_large": {"vi": "nhiều người hơn một khung hình camera có thể chứa",
+                          "en": "more people than one camera view can hold"},
+    "more_counters_than_site_has": {"vi": "nhiều quầy mở hơn số quầy của điểm một cửa",
+                                    "en": "more open counters than the site has"},
+}
 
 
 # ---------------------------------------------------------------- per-sensor track

@@ -17,6 +17,7 @@ acknowledge() while the pipeline thread calls process().
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,24 +29,31 @@ import msgspec
 from ioc.catalog import Catalog
 from ioc.events import CameraEvent, RainEvent
 from ioc.records import Alert, Indicator
-from ioc.timeutil import format_ts, parse_ts
+from ioc.timeutil import format_ts, local, parse_ts
 
 from alerts.conditions import FIRE, FIRING, INACTIVE, RESOLVE, CondState, step
 from alerts.anomaly import detector_from_state, make_detector
 from alerts.anomaly.explain import explain
 from alerts.anomaly.series import StepSampler
 from alerts.detectors import (
+    REASON_TEXT,
     SensorTrack,
     StaleTracker,
     implausible_camera,
-    implausible_rain,
+    RainLimits,
 )
+from alerts.messages import render_all
 from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silence, ThreadFull, check_silence_time
-from alerts.rules import OPS, Rule, RuleSet, parse_duration
+from alerts.rules import OPS, Rule, RuleSet, parse_duration, window_seconds
+from alerts.risk.areas import AreaLevel, AreaRisk
+from alerts.risk.tables import default_tables
 
 __all__ = ["AlertEngine", "NotFound", "NotActive", "Silence", "ThreadFull"]
 
 _SEP = "\x1f"
+_READING_UNIT = {"rain": " mm", "camera": {"vi": " người", "en": " people"}}  # after {reading} in messages
+_HANDLING = {"rain": {"vi": "; số đo này không được cộng vào tổng lượng mưa",  # quarantined (streams/rain.py)
+                      "en": "; it is kept out of the rain totals"}}
 _LOCAL = 7 * 3600
 
 
@@ -66,26 +74,8 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _fmt_num(x: float | None) -> str:
-    if x is None:
-        return "?"
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-class _Fmt(dict):
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
 def _render(templates: dict[str, str], ctx: dict[str, Any]) -> dict[str, str]:
-    f = _Fmt(ctx)
-    out = {}
-    for lang, text in templates.items():
-        try:
-            out[lang] = text.format_map(f)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            out[lang] = text
-    return out
+    return render_all(templates, ctx)  # alerts/messages.py: one formatter for every message
 
 
 def _may_fire_conds(rule: Rule) -> list[tuple[str, str, Any, float]]:
@@ -127,7 +117,7 @@ class AlertEngine:
         self._by_input: dict[tuple[str, str], list[Rule]] = {}
         self._day_inputs: set[tuple[str, str]] = set()
         for r in self.rules:
-            if r.kind in ("threshold", "levels"):
+            if r.kind in ("threshold", "levels", "risk"):
                 for inp in r.inputs():
                     self._by_input.setdefault(inp, []).append(r)
                 for lv in r.levels:
@@ -138,6 +128,7 @@ class AlertEngine:
         self._flat_rule = kinds.get("flatline")
         self._bad_rule = kinds.get("implausible")
         self._anom_rules = tuple(r for r in self.rules if r.kind == "anomaly")
+        self._risk_rules = tuple(r for r in self.rules if r.kind == "risk")  # Decision 18 levels per area
         for r in self._anom_rules:  # their series' latest values are recorded like any rule input
             self._by_input.setdefault((r.indicator, r.window), []).append(r)
         fp = self._flat_rule.params if self._flat_rule else {}
@@ -167,10 +158,13 @@ class AlertEngine:
         # anomaly rules: (rule, entity) → [sampler, detector]; entities seen per rule, in first-seen order
         self._anom: dict[tuple[str, str], list] = {}
         self._anom_ents: dict[str, dict[str, None]] = {r.name: {} for r in self._anom_rules}
+        self._risk = AreaRisk(default_tables(), self.catalog) if self._risk_rules and self.catalog else None
+        # operator levels (Decision 18 Art. 4): (rule, area) → {mode: set|raise, level|by, by_name, reason, at}
+        self._risk_manual: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ================================================================ batch API
     def process(self, events: Sequence[Any], indicators: Sequence[Indicator],
-                watermarks: dict[str, float | None]) -> list[Alert]:
+                watermarks: dict[str, float | None], *, quarantined: Sequence[Any] = ()) -> list[Alert]:
         """Evaluate one batch; returns an Alert record for every transition that matters."""
         with self._lock:
             prev = dict(self._wm)
@@ -180,6 +174,8 @@ class AlertEngine:
             out: list[Alert] = []
             if events:
                 self._consume_events(events, prev, out)
+            if quarantined:
+                self._consume_quarantined(quarantined, out)
             dirty: dict[tuple[Rule, str], list] = {}
             if indicators:
                 self._consume_indicators(indicators, dirty)
@@ -269,8 +265,13 @@ class AlertEngine:
         conds, active, latest = self._conds, self._lc.active, self._latest
         may_fire = self._may_fire
         eval_levels, eval_threshold = self._eval_levels, self._eval_threshold
+        risk_seen: dict[str, float] = {}
         for (rule, entity), (t, late) in dirty.items():
             name = rule.name
+            if rule.kind == "risk":
+                if t > risk_seen.get(entity, -math.inf):
+                    risk_seen[entity] = t
+                continue
             if rule.kind == "anomaly":
                 self._anom_ents[name][entity] = None  # sampled at step boundaries (_detect_anomalies)
                 continue
@@ -289,6 +290,8 @@ class AlertEngine:
                     if v is None or not rule.fires(v):
                         continue
                 eval_threshold(rule, entity, t, late, out)
+        if risk_seen and self._risk is not None:
+            self._eval_risk(risk_seen, out)
 
     def _tick(self, dirty: dict, out: list[Alert]) -> None:
         """Advance pending/clearing conditions to their feed's watermark (constant values are not re-emitted)."""
@@ -326,6 +329,8 @@ class AlertEngine:
         return st
 
     def _evaluate(self, rule: Rule, entity: str, t: float, late: bool, out: list[Alert]) -> None:
+        if rule.kind == "risk":
+            return  # evaluated per area by _eval_risk
         if rule.kind == "levels":
             self._eval_levels(rule, entity, t, late, out)
         else:
@@ -356,15 +361,18 @@ class AlertEngine:
             return  # firing, same value: nothing to update
         key: Key = (rule.name, entity, "")
         if ev == RESOLVE:
-            self._emit(out, self._lc.resolve(key, ts=format_ts(t), t=t, value=round(v, 3), late=late))
+            self._emit(out, self._resolve(rule, key, entity, t, round(v, 3), late=late, extra=self._threshold_extra(rule)))
         elif ev == FIRE or st.phase == FIRING:
-            extra = {"threshold": _fmt_num(rule.threshold), "clear_threshold": _fmt_num(rule.clear_threshold),
-                     "indicator": rule.indicator, "window": rule.window,
-                     "per": f"{rule.per[0]}" if rule.per else ""}
+            extra = self._threshold_extra(rule)
             labels = self._labels(rule, entity, "station" if rule.entity == "station" else rule.entity, t)
             self._fire(rule, (rule.name, entity, ""), entity, t, v, rule.severity, labels, extra,
                        late=(st.late or late) if ev == FIRE else late, out=out)
         self._after_step(rule, entity, st)
+
+    @staticmethod
+    def _threshold_extra(rule: Rule) -> dict[str, Any]:
+        return {"threshold": rule.threshold, "clear_threshold": rule.clear_threshold,
+                "indicator": rule.indicator, "window": rule.window, "per": f"{rule.per[0]}" if rule.per else ""}
 
     def _days_hold(self, c, entity: str, t: float) -> bool:
         days = self._days.get((c.indicator, c.window, entity))
@@ -389,6 +397,7 @@ class AlertEngine:
             else:
                 return  # inactive and no level can hold: step() would change nothing
         level, matched, seen = 0, "", False
+        matched_value, matched_hours = None, None  # the clause that matched, for the message
         chosen = None
         for lv in rule.levels:
             for c in lv.any:
@@ -398,6 +407,7 @@ class AlertEngine:
                 seen = True
                 if c.holds(v) and (c.days == 0 or self._days_hold(c, entity, t)):
                     level, matched, chosen = lv.level, c.describe(), lv
+                    matched_value, matched_hours = v, window_seconds(c.window) / 3600.0
                     break
         if not seen:
             return
@@ -411,8 +421,7 @@ class AlertEngine:
         v = _num(self._latest.get((rule.indicator, rule.window, entity)))
         key: Key = (rule.name, entity, "")
         if ev == RESOLVE:
-            self._emit(out, self._lc.resolve(key, ts=format_ts(t), t=t, value=None if v is None else round(v, 3),
-                                             late=late))
+            self._emit(out, self._resolve(rule, key, entity, t, None if v is None else round(v, 3), late=late))
         elif ev == FIRE or st.phase == FIRING:
             if level >= 1:
                 st.level = level
@@ -423,10 +432,135 @@ class AlertEngine:
             labels["level"] = str(lv.level)
             labels["verify"] = "true" if lv.verify else "false"
             extra = {"level": lv.level, "level_name_vi": lv.name.get("vi", ""), "level_name_en": lv.name.get("en", ""),
-                     "indicator": rule.indicator, "window": rule.window, "matched": matched or "-"}
+                     "indicator": rule.indicator, "window": rule.window, "matched": matched or "-",
+                     "matched_value": v if matched_value is None else matched_value,
+                     "matched_hours": window_seconds(rule.window) / 3600.0 if matched_hours is None else matched_hours}
             self._fire(rule, key, entity, t, v, lv.severity, labels, extra,
                        late=(st.late or late) if ev == FIRE else late, level=lv.level, out=out)
         self._after_step(rule, entity, st)
+
+    # ---------------------------------------------------------------- Decision 18 levels per area
+    def _eval_risk(self, seen: dict[str, float], out: list[Alert]) -> None:
+        """Feed the gauges' new sums to AreaRisk, then step every area that has a level, an alert or a
+        condition of a risk rule (alerts/risk/areas.py).  Event time: the rain watermark."""
+        risk, latest = self._risk, self._latest
+        for sid, t_s in seen.items():
+            risk.observe(sid, t_s, _num(latest.get(("rain_mm", "24h", sid))), _num(latest.get(("rain_mm", "12h", sid))),
+                         _num(latest.get(("rain_day_mm", "rain_day", sid))))
+        t = self._wm.get("rain", max(seen.values()))
+        hot = risk.hot_areas()
+        for rule in self._risk_rules:
+            levels = risk.evaluate44(t) if rule.params.get("article") == 44 else risk.evaluate46(t)
+            areas = set(levels) | {k[1] for k in self._conds if k[0] == rule.name}
+            areas |= {k[1] for k in self._lc.active if k[0] == rule.name}
+            areas |= {a for r, a in self._risk_manual if r == rule.name}
+            for area in sorted(areas):
+                self._step_risk(rule, area, levels.get(area), area not in hot, t, out)
+
+    def _manual(self, rule: Rule, area: str, lv: AreaLevel | None) -> AreaLevel | None:
+        """The observed level with the operator's on top: `set` is at least that level, `raise` adds 1 or 2
+        to an observed level (Art. 4: compound hazards), up to 5."""
+        ov = self._risk_manual.get((rule.name, area))
+        if ov is None:
+            return lv
+        base = lv.level if lv is not None else 0
+        eff = max(base, ov["level"]) if ov["mode"] == "set" else (min(5, base + ov["by"]) if base else 0)
+        if eff <= base:
+            return lv
+        clause = {"vi": "Điều 4 khoản 4", "en": "Art. 4(4)"} if ov["mode"] == "raise" else {"vi": "Điều 4", "en": "Art. 4"}
+        u = self.catalog.units.get(area) if self.catalog else None
+        if lv is None:
+            return AreaLevel(area, u.level if u else "commune", eff, clause, "", math.nan, 24, 0, 0.0, "", "")
+        return dataclasses.replace(lv, level=eff, clause=clause)
+
+    # ---------------------------------------------------------------- operator levels
+    def check_risk_level(self, unit: str, rule: str, level: Any, raise_by: Any, reason: Any) -> Rule:
+        """The risk rule a set_risk_level() would change; NotFound (unknown area) or ValueError (why not)."""
+        r = self._by_name.get(rule)
+        if r is None or r.kind != "risk" or self._risk is None:
+            raise ValueError(f"rule: {str(rule)[:60]!r} is not a Decision 18 risk rule of this server")
+        u = self.catalog.units.get(unit)
+        if u is None or u.level not in ("province", "district", "commune") or (
+                u.level == "province" and u.parent is not None):
+            raise NotFound(f"no commune, district or province {unit[:60]!r} in the catalog")
+        if r.params.get("article") == 46 and u.level != "commune":
+            raise ValueError("an Art. 46 (flash flood, landslide) level is a commune's")
+        if (level is None) == (raise_by is None):
+            raise ValueError("give either level (1–5, 0 to remove the operator's level) or raise_by (1 or 2)")
+        if level is not None and (isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 5):
+            raise ValueError(f"level: expected a whole number 0–5, got {str(level)[:20]}")
+        if raise_by is not None and (isinstance(raise_by, bool) or raise_by not in (1, 2)):
+            raise ValueError(f"raise_by: Art. 4 allows raising a level by 1 or 2, got {str(raise_by)[:20]}")
+        if level != 0 and (not isinstance(reason, str) or not reason.strip()):
+            raise ValueError("reason: say why (e.g. the bulletin, or the compound hazard), up to 500 characters")
+        if isinstance(reason, str) and len(reason) > 500:
+            raise ValueError("reason: at most 500 characters")
+        return r
+
+    def set_risk_level(self, unit: str, *, rule: str = "rain_risk_level", level: int | None = None,
+                       raise_by: int | None = None, reason: str = "", by: str, at: float) -> list[Alert]:
+        """An operator sets (level N: at least N) or raises (raise_by 1–2, Art. 4) an area's level, or removes
+        theirs (level 0).  Applied at the rain watermark (event time); `at` (wall clock) is recorded."""
+        with self._lock:
+            r = self.check_risk_level(unit, rule, level, raise_by, reason)
+            key = (r.name, unit)
+            if level == 0:
+                self._risk_manual.pop(key, None)
+            else:
+                self._risk_manual[key] = {"mode": "set" if raise_by is None else "raise", "level": level or 0,
+                                          "by": raise_by or 0, "by_name": by, "reason": reason.strip(),
+                                          "at": format_ts(at)}
+            t = self._wm.get("rain", at)
+            out: list[Alert] = []
+            risk = self._risk
+            levels = risk.evaluate44(t) if r.params.get("article") == 44 else risk.evaluate46(t)
+            self._step_risk(r, unit, levels.get(unit), unit not in risk.hot_areas(), t, out)
+            self._persist()
+            return out
+
+    def risk_manual(self) -> list[dict[str, Any]]:
+        """The operators' levels in force, for the API."""
+        with self._lock:
+            return [{"rule": r, "unit": a, **ov} for (r, a), ov in sorted(self._risk_manual.items())]
+
+    def _step_risk(self, rule: Rule, area: str, lv: AreaLevel | None, clear: bool, t: float,
+                   out: list[Alert]) -> None:
+        observed = lv
+        lv = self._manual(rule, area, lv)
+        ov = self._risk_manual.get((rule.name, area)) if lv is not observed else None
+        st = self._cond(rule, area)
+        level = lv.level if lv is not None else 0
+        ev = step(st, t, level >= 1, clear and level == 0, rule.for_s, rule.keep_firing_for_s, False)
+        key: Key = (rule.name, area, "")
+        if ev == RESOLVE:
+            self._emit(out, self._resolve(rule, key, area, t, keep_value=True))
+        elif lv is not None and (ev == FIRE or st.phase == FIRING):
+            st.level = lv.level
+            tables = self._risk.tables
+            info = tables.levels[lv.level]
+            labels = dict(rule.labels)
+            # labels are what the level rests on (a change is an update in the audit and CAP); the deciding
+            # gauge, its amount and the extent move with every reading, so they are in the message only
+            labels.update(unit=area, area_level=lv.area_level, level=str(lv.level), color=str(info["color"]),
+                          clause=lv.clause["vi"], band=lv.band, days=str(lv.days), basis="observed")
+            if ov is not None:  # shown on the wall and in CAP: whose level this is and why
+                labels.update(basis="manual", set_by=ov["by_name"], reason=ov["reason"])
+                if observed is not None:
+                    labels["observed_level"] = str(observed.level)
+            if lv.extent_fallback:
+                labels["extent_fallback"] = "true"
+            if rule.params.get("article") == 46:
+                labels.update(susceptibility=lv.susceptibility, group=lv.group)
+            s = self.catalog.stations.get(lv.station) if self.catalog else None
+            extra = {"level": lv.level, "level_name": dict(info["name"]), "clause": dict(lv.clause),
+                     "band": lv.band, "amount": lv.amount_mm, "hours": lv.amount_hours, "days": lv.days,
+                     "extent_pct": round(lv.extent_share * 100), "station_name": s.name if s else lv.station,
+                     "basis": labels["basis"], "susceptibility": lv.susceptibility, "group": lv.group,
+                     "set_by": ov["by_name"] if ov else "", "reason": ov["reason"] if ov else ""}
+            self._fire(rule, key, area, t, None if math.isnan(lv.amount_mm) else lv.amount_mm,
+                       str(info["severity"]), labels, extra, late=False, out=out, level=lv.level, feed="rain",
+                       message=rule.params["manual_message"] if ov else None)
+        self._after_step(rule, area, st)
 
     # ---------------------------------------------------------------- catalog context
     def _entity_info(self, kind: str, entity: str) -> tuple[str, str | None, dict[str, str]]:
@@ -458,31 +592,58 @@ class AlertEngine:
         labels.update(extra)
         if unit:
             labels["unit"] = unit
-        if kind == "station" and rule.kind in ("threshold", "levels") and rule.feeds == ("rain",):
-            tr = self._tracks["rain"].get(entity)
-            if tr is not None and tr.bad_t is not None and tr.bad_t > t - max(rule.max_window_s(), 3600.0):
-                labels["data_quality"] = "suspect"  # an implausible reading is inside the window
+        # no data_quality=suspect label any more: an implausible rain reading is quarantined by the rain
+        # processor, out of every sum, so no rain alert can rest on one (docs/architecture.md §4)
         return labels
 
     def _fire(self, rule: Rule, key: Key, entity: str, t: float, value: float | None, severity: str,
               labels: dict[str, str], extra: dict[str, Any], *, late: bool, out: list[Alert], level: int = 0,
-              feed: str | None = None) -> None:
-        kind = {"threshold": rule.entity, "levels": "station"}.get(rule.kind, rule.entity)
-        if "/" in kind or kind not in ("station", "unit", "site", "camera"):
-            kind = {"rain": "station", "camera": "camera", "dossier": "unit"}.get(feed or "", "unit")
-        name, unit, _ = self._entity_info(kind, entity)
+              feed: str | None = None, message: dict[str, str] | None = None) -> None:
         ts = format_ts(t)
         rv = None if value is None else round(float(value), 3) + 0.0
         cur = self._lc.active.get(key)
-        ctx = {"rule": rule.name, "entity": entity, "entity_name": name, "value": math.nan if rv is None else rv,
-               "severity": severity, "unit": unit or "", "ts": ts, "started": cur.started if cur else ts,
-               **labels, **extra}
-        msg = _render(rule.message, ctx)
+        ctx, unit = self._msg_values(rule, entity, t, rv, severity, labels, extra, feed, cur)
+        msg = _render(message or rule.message, ctx)
         a = self._lc.fire(key, ts=ts, t=t, value=rv, severity=severity, labels=labels, message=msg, late=late,
                           feed=feed or (rule.feeds[0] if rule.feeds else ""), hazard=rule.hazard, level=level)
         if a is None and cur is not None:
             self._lc.active[key] = self._with_message(key, msg)
         self._emit(out, a)
+
+    def _msg_values(self, rule: Rule, entity: str, t: float, value: float | None, severity: str,
+                    labels: dict[str, str], extra: dict[str, Any], feed: str | None,
+                    cur: Alert | None) -> tuple[dict[str, Any], str | None]:
+        """Typed values a rule's message templates read (alerts/messages.py formats them per language)."""
+        kind = {"threshold": rule.entity, "levels": "station"}.get(rule.kind, rule.entity)
+        if "/" in kind or kind not in ("station", "unit", "site", "camera"):
+            kind = {"rain": "station", "camera": "camera", "dossier": "unit"}.get(feed or "", "unit")
+        name, unit, _ = self._entity_info(kind, entity)
+        u = self.catalog.units.get(entity) if kind == "unit" and self.catalog is not None else None
+        shown: Any = {"vi": name, "en": u.name_en} if u is not None and u.name_en else name
+        now = local(t)
+        ctx = {"rule": rule.name, "entity": entity, "entity_name": shown,
+               "value": math.nan if value is None else value, "severity": severity, "unit": unit or "",
+               **labels, **extra, "ts": now, "started": local(parse_ts(cur.started)) if cur else now}
+        ctx.setdefault("reading_unit", _READING_UNIT.get(feed or "", ""))
+        if isinstance(ctx.get("last_seen"), str):
+            ctx["last_seen"] = local(parse_ts(ctx["last_seen"]))
+        return ctx, unit
+
+    def _resolve(self, rule: Rule, key: Key, entity: str, t: float, value: float | None = None, *,
+                 late: bool = False, keep_value: bool = False, extra: dict[str, Any] | None = None,
+                 feed: str | None = None) -> Alert | None:
+        """End the alert; its text becomes the rule's resolved_message (what ended), when it has one."""
+        cur = self._lc.active.get(key)
+        if cur is None:
+            return None
+        msg = None
+        if rule.resolved_message:
+            shown = cur.value if keep_value else (None if value is None else round(float(value), 3) + 0.0)
+            ctx, _ = self._msg_values(rule, entity, t, shown, cur.severity, dict(cur.labels), extra or {},
+                                      feed or cur.labels.get("feed"), cur)
+            msg = _render(rule.resolved_message, ctx)
+        return self._lc.resolve(key, ts=format_ts(t), t=t, value=value, late=late, keep_value=keep_value,
+                                message=msg)
 
     def _with_message(self, key: Key, msg: dict[str, str]) -> Alert:
         a = self._lc.active[key]
@@ -500,9 +661,6 @@ class AlertEngine:
         flat, bad = self._flat_rule, self._bad_rule
         tracks_r, tracks_c = self._tracks["rain"], self._tracks["camera"]
         bp = bad.params if bad else {}
-        max_mm = float(bp.get("max_reading_mm", 100.0))
-        max_rate = float(bp.get("max_rate_mm_h", 300.0))
-        min_iv = float(bp.get("min_interval_s", 300.0))
         max_wait = float(bp.get("max_waiting", 500.0))
         max_ctr = bp.get("max_counters_open")
         want_r_track = bool(flat and "rain" in flat.feeds) or bool(bad and "rain" in bad.feeds)
@@ -510,12 +668,12 @@ class AlertEngine:
         recovered: list[tuple[str, str, float]] = []
         touched: dict[tuple[str, str], None] = {}  # flatline to re-check
         new_bad: dict[tuple[str, str], None] = {}  # a new implausible reading arrived
-        wm_r, wm_c = prev.get("rain", -math.inf), prev.get("camera", -math.inf)
+        wm_c = prev.get("camera", -math.inf)
         cat = self.catalog
         tracks_r_get = tracks_r.get
         rain_seen = rain_stale.seen if rain_stale is not None else None
-        # implausible_rain() is None whenever rain_mm <= max_mm and the rate at the
-        # shortest interval is within max_rate: most readings skip the call
+        # implausible rain readings are found by the rain processor (quarantine, RainLimits) and
+        # reach the engine as `quarantined` (_consume_quarantined), never from the events here
         for e in events:
             tp = type(e)
             if tp is RainEvent:
@@ -525,12 +683,6 @@ class AlertEngine:
                     if tr is None:
                         tr = tracks_r[ent] = SensorTrack()
                     mm = e.rain_mm
-                    if bad is not None and (mm > max_mm or mm * 3600.0 / min_iv > max_rate):
-                        dt = t - tr.last_t if tr.last_t is not None and t > tr.last_t else None
-                        why = implausible_rain(mm, dt, max_mm, max_rate, min_iv)
-                        if why is not None and (tr.bad_t is None or t >= tr.bad_t):
-                            tr.bad_t, tr.bad_reason, tr.bad_reading, tr.bad_late = t, why, mm, t < wm_r
-                            new_bad[("rain", ent)] = None
                     lt = tr.last_t
                     if lt is None or t > lt:
                         tr.last_t = t
@@ -585,7 +737,7 @@ class AlertEngine:
         sr = self._stale_rule
         for feed, ent, t_ev in recovered:
             t = self._wm.get(feed, t_ev)
-            self._emit(out, self._lc.resolve((sr.name, ent, feed), ts=format_ts(t), t=t, keep_value=True))
+            self._emit(out, self._resolve(sr, (sr.name, ent, feed), ent, t, keep_value=True, feed=feed))
         if touched:
             min_n, min_dur, ignore = self._flat_cfg
             active = self._lc.active
@@ -601,6 +753,28 @@ class AlertEngine:
             if feed in bad.feeds:
                 self._fire_bad(bad, feed, ent, tr, self._wm.get(feed, tr.last_t), out)
 
+    def rain_limits(self) -> RainLimits:
+        """The rain processor's quarantine limits: the rain `implausible` rule's params (else the defaults)."""
+        bad = self._bad_rule
+        return RainLimits.from_params(bad.params) if bad is not None and "rain" in bad.feeds else RainLimits()
+
+    def _consume_quarantined(self, quarantined: Sequence[Any], out: list[Alert]) -> None:
+        """Raise (or refresh) the data-quality alert of each station with a quarantined reading."""
+        bad = self._bad_rule
+        new_bad: dict[tuple[str, str], None] = {}
+        for q in quarantined:
+            if bad is None or q.feed not in bad.feeds:
+                continue
+            tr = self._tracks[q.feed].setdefault(q.entity, SensorTrack())
+            if tr.bad_t is None or q.t >= tr.bad_t:
+                tr.bad_t, tr.bad_reason, tr.bad_reading, tr.bad_late = q.t, q.reason, q.value, q.late
+                new_bad[(q.feed, q.entity)] = None
+        for feed, ent in new_bad:
+            tr = self._tracks[feed][ent]
+            # at the reading's own time (the same whatever the batch size); a late one at the watermark
+            t = self._wm.get(feed, tr.bad_t) if tr.bad_late else tr.bad_t
+            self._fire_bad(bad, feed, ent, tr, t, out)
+
     def _check_flat(self, rule: Rule, feed: str, ent: str, tr: SensorTrack, t: float, out: list[Alert]) -> None:
         key: Key = (rule.name, ent, feed)
         if tr.is_flat(*self._flat_cfg):
@@ -609,17 +783,20 @@ class AlertEngine:
             labels = self._labels(rule, ent, "station" if feed == "rain" else "camera", t)
             labels["feed"] = feed
             extra = {"reading": tr.flat_value, "readings": tr.flat_n, "feed": feed,
+                     "reading_unit": _READING_UNIT.get(feed, ""),
                      "minutes": round((tr.flat_last_t - tr.flat_first_t) / 60.0)}
             self._fire(rule, key, ent, t, tr.flat_value, rule.severity, labels, extra, late=False, out=out, feed=feed)
         elif key in self._lc.active:
-            self._emit(out, self._lc.resolve(key, ts=format_ts(t), t=t, value=tr.flat_value))
+            self._emit(out, self._resolve(rule, key, ent, t, tr.flat_value, feed=feed))
 
     def _fire_bad(self, rule: Rule, feed: str, ent: str, tr: SensorTrack, t: float, out: list[Alert]) -> None:
         key: Key = (rule.name, ent, feed)
         labels = self._labels(rule, ent, "station" if feed == "rain" else "camera", t)
         labels["feed"] = feed
         labels["reason"] = tr.bad_reason
-        extra = {"reason": tr.bad_reason, "reading": tr.bad_reading, "feed": feed}
+        extra = {"reason": REASON_TEXT.get(tr.bad_reason, tr.bad_reason), "reading": tr.bad_reading, "feed": feed,
+                 "reading_unit": _READING_UNIT.get(feed, ""), "handling": _HANDLING.get(feed, ""),
+                 "reading_ts": local(tr.bad_t) if tr.bad_t is not None else None}  # when the reading was taken
         self._fire(rule, key, ent, t, tr.bad_reading, rule.severity, labels, extra, late=tr.bad_late, out=out,
                    feed=feed)
         self._bad_active[feed].add(ent)
@@ -660,7 +837,7 @@ class AlertEngine:
                         ents.discard(ent)
                     elif tr is None or tr.bad_t is None or wm - tr.bad_t >= hold:
                         ents.discard(ent)
-                        self._emit(out, self._lc.resolve(key, ts=format_ts(wm), t=wm, keep_value=True))
+                        self._emit(out, self._resolve(br, key, ent, wm, keep_value=True, feed=feed))
         for ar in self._anom_rules:
             self._detect_anomalies(ar, out)
 
@@ -712,7 +889,7 @@ class AlertEngine:
         st = self._cond(rule, ent)
         ev = step(st, t, sc.likelihood >= fire_at, sc.likelihood < clear_below, rule.for_s, rule.keep_firing_for_s)
         if ev == RESOLVE:
-            self._emit(out, self._lc.resolve(key, ts=format_ts(t), t=t, value=round(x, 3)))
+            self._emit(out, self._resolve(rule, key, ent, t, round(x, 3), feed=rule.feeds[0]))
         elif ev == FIRE:
             labels = self._labels(rule, ent, rule.entity, t)
             extra = explain(sc, t, rule.indicator or "", rule.window or "")
@@ -980,6 +1157,8 @@ class AlertEngine:
             "anomaly": {f"{r}{_SEP}{e}": {"sampler": sm.to_list(), "detector": det.get_state()}
                         for (r, e), (sm, det) in self._anom.items()},
             "anomaly_entities": {r: list(ents) for r, ents in self._anom_ents.items()},
+            "risk": self._risk.get_state() if self._risk is not None else {},
+            "risk_manual": [[r, a, ov] for (r, a), ov in sorted(self._risk_manual.items())],
         }
 
     def _set_core_state(self, s: dict) -> None:
@@ -997,6 +1176,9 @@ class AlertEngine:
             self._tracks[f] = {e: SensorTrack.from_list(v) for e, v in d.items()}
         for f, ents in s.get("bad_active", {}).items():
             self._bad_active[f] = set(ents)
+        if self._risk is not None:
+            self._risk.set_state(s.get("risk", {}))
+        self._risk_manual = {(r, a): dict(ov) for r, a, ov in s.get("risk_manual", [])}
         for r, ents in s.get("anomaly_entities", {}).items():
             if r in self._anom_ents:
                 self._anom_ents[r] = dict.fromkeys(ents)

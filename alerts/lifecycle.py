@@ -289,7 +289,8 @@ class Lifecycle:
         return a
 
     def resolve(self, key: Key, *, ts: str, t: float, value: float | None = None, late: bool = False,
-                keep_value: bool = False) -> Alert | None:
+                keep_value: bool = False, message: dict[str, str] | None = None) -> Alert | None:
+        """End the alert at `ts`; `message` (the rule's resolved text) replaces the firing text."""
         cur = self.active.pop(key, None)
         if cur is None:
             return None
@@ -297,7 +298,7 @@ class Lifecycle:
         self._muted_keys.discard(key)
         self.by_id.pop(cur.id, None)
         a = msgspec.structs.replace(cur, state="resolved", ts=ts, late=late,
-                                    value=cur.value if keep_value else value)
+                                    value=cur.value if keep_value else value, message=message or cur.message)
         self.resolved[a.id] = a
         while len(self.resolved) > self.keep_resolved:
             del self.resolved[next(iter(self.resolved))]

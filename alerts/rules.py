@@ -5,8 +5,12 @@ A rule file is a mapping with a `rules:` list.  Each rule has a `kind`:
 - ``threshold``  one indicator (optionally divided by another, `per:`) compared
   with a threshold, with `for`, a clear condition (hysteresis) and
   `keep_firing_for`, all in event time;
-- ``levels``     graded levels (Decision 18/2021 heavy-rain risk): the highest
-  level whose `any:` clauses hold; clears when every `clear:` clause holds;
+- ``levels``     graded levels: the highest level whose `any:` clauses hold;
+  clears when every `clear:` clause holds;
+- ``risk``       a Decision 18/2021 risk level per area (alerts/risk/):
+  `params.article` 44 (heavy rain, levels 1–4 per commune, district and
+  province) or 46 (flash flood / landslide, levels 1–3 per commune), from the
+  tables in alerts/risk/decision18.yaml;
 - ``stale`` / ``flatline`` / ``implausible``: detectors (alerts/detectors.py)
   configured by `params:`;
 - ``anomaly``    a streaming anomaly detector (alerts/anomaly/) attached to one
@@ -14,6 +18,10 @@ A rule file is a mapping with a `rules:` list.  Each rule has a `kind`:
   `params.step` of event time, firing when its score reaches
   `params.threshold` (held for `for`) and clearing below
   `params.clear_threshold` (hysteresis).
+
+Every rule has `message: {vi, en}` (firing) and may have `resolved_message:
+{vi, en}` (what ended); both are rendered by alerts/messages.py, and their
+placeholders and formats are checked here against what the engine passes.
 
 Loading validates everything up front and raises one RuleError listing every
 problem as ``FILE: rule 'NAME': FIELD: what is wrong``.  Pure: no I/O beyond
@@ -24,12 +32,13 @@ from __future__ import annotations
 
 import operator
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import yaml
+
+from alerts.messages import check_template
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -41,7 +50,10 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }
 SEVERITIES = ("info", "warning", "critical")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-KINDS = ("threshold", "levels", "stale", "flatline", "implausible", "anomaly")
+KINDS = ("threshold", "levels", "risk", "stale", "flatline", "implausible", "anomaly")
+# a `risk` rule (Decision 18/2021, alerts/risk/) reads these rain series of every gauge
+RISK_INPUTS = (("rain_mm", "24h"), ("rain_mm", "12h"), ("rain_day_mm", "rain_day"))
+RISK_ARTICLES = (44, 46)
 FEEDS = ("rain", "dossier", "camera")
 _PREFIX_FEED = (("rain_", "rain"), ("dossier_", "dossier"), ("queue_", "camera"))
 
@@ -49,10 +61,13 @@ _PREFIX_FEED = (("rain_", "rain"), ("dossier_", "dossier"), ("queue_", "camera")
 _COMMON_FIELDS = {"rule", "entity", "entity_name", "value", "severity", "unit", "ts", "started"}
 _KIND_FIELDS = {
     "threshold": {"threshold", "clear_threshold", "indicator", "window", "per"},
-    "levels": {"level", "level_name_vi", "level_name_en", "indicator", "window", "matched"},
+    "levels": {"level", "level_name_vi", "level_name_en", "indicator", "window", "matched", "matched_value",
+               "matched_hours"},
+    "risk": {"level", "level_name", "clause", "band", "amount", "hours", "days", "extent_pct", "station_name", "basis",
+             "set_by", "reason", "susceptibility", "group"},
     "stale": {"minutes", "last_seen", "feed"},
-    "flatline": {"reading", "minutes", "readings", "feed"},
-    "implausible": {"reason", "reading", "feed"},
+    "flatline": {"reading", "minutes", "readings", "feed", "reading_unit"},
+    "implausible": {"reason", "reading", "feed", "reading_unit", "reading_ts", "handling"},
     "anomaly": {"indicator", "window", "feed", "at", "score", "score_vi", "scale_en", "scale_vi", "observed",
                 "observed_vi", "expected", "expected_vi", "expected_low", "expected_low_vi", "expected_high",
                 "expected_high_vi", "seasonal", "direction_en", "direction_vi"},
@@ -160,10 +175,12 @@ class Rule:
     verify: bool = False
     description: str = ""
     cap: dict[str, str] = field(default_factory=dict)
+    # text when the alert ends (alerts/messages.py); empty: the last firing text stays
+    resolved_message: dict[str, str] = field(default_factory=dict)
 
     def inputs(self) -> list[tuple[str, str]]:
         """(indicator, window) pairs the rule reads, in a stable order."""
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, str]] = list(RISK_INPUTS) if self.kind == "risk" else []
         if self.indicator and self.window:
             out.append((self.indicator, self.window))
         if self.per:
@@ -189,6 +206,7 @@ class Rule:
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
+    disabled: frozenset[str] = frozenset()  # names marked `enabled: false`: they switch a built-in rule off
 
     def __iter__(self):
         return iter(self.rules)
@@ -234,7 +252,7 @@ class _Ctx:
 _RULE_KEYS = {
     "name", "kind", "entity", "severity", "message", "feed", "feeds", "indicator", "window", "per", "op",
     "threshold", "clear", "for", "keep_firing_for", "levels", "labels", "hazard", "params", "verify",
-    "description", "enabled", "cap",
+    "description", "enabled", "cap", "resolved_message",
 }
 
 
@@ -344,27 +362,15 @@ def _cond(ctx: _Ctx, c: Any, where: str) -> Cond | None:
     return Cond(ind, str(win), op, float(val), int(days)) if ok else None
 
 
-def _check_templates(ctx: _Ctx, message: dict[str, str], kind: str, labels: dict[str, str]) -> None:
+def _check_templates(ctx: _Ctx, message: dict[str, str], kind: str, labels: dict[str, str],
+                     where: str = "message") -> None:
+    """Every placeholder is one the engine fills and every format is one alerts/messages.py renders."""
     allowed = _COMMON_FIELDS | _KIND_FIELDS.get(kind, set()) | set(labels)
-    sample = {k: "x" for k in allowed}
-    sample.update(value=1.5, threshold=1.0, clear_threshold=1.0, level=1, minutes=30.0, reading=1.0,
-                  expected=1.0, score=1.0, readings=1, hour=1)
     for lang, text in message.items():
-        try:
-            names = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
-        except ValueError as exc:
-            ctx.err(f"message.{lang}", f"bad template: {exc}")
-            continue
-        for n in names:
-            base = re.split(r"[.\[]", n, maxsplit=1)[0]
-            if base not in allowed:
-                ctx.err(f"message.{lang}", f"unknown placeholder {{{n}}}; allowed: {', '.join(sorted(allowed))}")
-                break
-        else:
-            try:
-                text.format_map(sample)
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-                ctx.err(f"message.{lang}", f"bad template: {exc}")
+        problem = check_template(text, allowed)
+        if problem:
+            ctx.err(f"{where}.{lang}", problem if problem.startswith(("unknown placeholder", "placeholder"))
+                    else f"bad template: {problem}")
 
 
 def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
@@ -397,6 +403,14 @@ def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
     message = {str(k): str(v) for k, v in message.items()}
     labels = _str_map(ctx, raw.get("labels"), "labels")
     _check_templates(ctx, message, kind, labels)
+    resolved_message = raw.get("resolved_message") or {}
+    if not isinstance(resolved_message, dict) or (resolved_message and not all(
+            isinstance(resolved_message.get(k), str) and resolved_message.get(k) for k in ("vi", "en"))):
+        ctx.err("resolved_message", "when given, needs text in both Vietnamese and English: "
+                                    "resolved_message: {vi: ..., en: ...}")
+        resolved_message = {}
+    resolved_message = {str(k): str(v) for k, v in resolved_message.items()}
+    _check_templates(ctx, resolved_message, kind, labels, "resolved_message")
     cap = _str_map(ctx, raw.get("cap"), "cap")
     _check_cap(ctx, cap)
     params = raw.get("params") or {}
@@ -506,6 +520,22 @@ def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
                   clear_all=tuple(clear_all))
         verify = verify or any(lv.verify for lv in levels)
 
+    elif kind == "risk":
+        art = params.get("article")
+        if art not in RISK_ARTICLES:
+            ctx.err("params.article", f"expected 44 (heavy rain) or 46 (flash flood, landslide), got {art!r}")
+        if entity != "unit":
+            ctx.err("entity", f"a risk level is an area's: entity: unit, got {entity!r}")
+        unknown = set(params) - {"article", "manual_message"}
+        if unknown:
+            ctx.err("params", f"unknown parameter(s) {sorted(unknown)}; a risk rule takes article, manual_message")
+        mm = params.get("manual_message")
+        if not isinstance(mm, dict) or not all(isinstance(mm.get(k), str) and mm[k] for k in ("vi", "en")):
+            ctx.err("params.manual_message", "the text of a level set by hand, in both languages: {vi: ..., en: ...}")
+        else:
+            _check_templates(ctx, {str(k): str(v) for k, v in mm.items()}, kind, labels, "params.manual_message")
+        feeds = ("rain",)
+
     elif kind == "anomaly":
         kw.update(_anomaly_fields(ctx, raw, params, entity))
         feeds = kw.pop("feeds")
@@ -532,7 +562,8 @@ def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
     return Rule(
         name=name, kind=kind, entity=entity, severity=severity, message=message, source=ctx.source,
         feeds=feeds, for_s=for_s, keep_firing_for_s=keep_s, labels=labels, hazard=hazard, params=dict(params),
-        verify=verify, description=str(raw.get("description", "")), cap=cap, **kw,
+        verify=verify, description=str(raw.get("description", "")), cap=cap,
+        resolved_message=resolved_message, **kw,
     )
 
 
@@ -588,8 +619,9 @@ def _anomaly_fields(ctx: _Ctx, raw: dict, params: dict, entity: Any) -> dict[str
     return {"indicator": ind, "window": win, "feeds": feeds}
 
 
-def parse_rules(text: str, source: str = "<memory>") -> list[Rule]:
-    """Rules of one YAML document; raises RuleError naming the file and rules."""
+def parse_rules(text: str, source: str = "<memory>", disabled: set[str] | None = None) -> list[Rule]:
+    """Rules of one YAML document; raises RuleError naming the file and rules.  The names of rules
+    marked `enabled: false` are added to `disabled` (a rules directory switches built-ins off that way)."""
     ctx = _Ctx(source)
     try:
         doc = yaml.safe_load(text)
@@ -607,6 +639,8 @@ def parse_rules(text: str, source: str = "<memory>") -> list[Rule]:
         r = _parse_rule(ctx, raw, i)
         if r is not None:
             rules.append(r)
+        elif disabled is not None and isinstance(raw, dict) and raw.get("enabled", True) is False:
+            disabled.add(str(raw.get("name")))
     if ctx.errors:
         raise RuleError("\n".join(ctx.errors))
     return rules
@@ -629,6 +663,7 @@ def load_rules(*paths: str | Path) -> RuleSet:
     """Load rule files and/or directories (every *.yaml in name order)."""
     errors: list[str] = []
     rules: list[Rule] = []
+    disabled: set[str] = set()
     seen: dict[str, str] = {}
     for f in _rule_files(paths):
         try:
@@ -637,7 +672,7 @@ def load_rules(*paths: str | Path) -> RuleSet:
             errors.append(f"{f}: cannot read: {exc}")
             continue
         try:
-            parsed = parse_rules(text, str(f))
+            parsed = parse_rules(text, str(f), disabled)
         except RuleError as exc:
             errors.append(str(exc))
             continue
@@ -650,7 +685,7 @@ def load_rules(*paths: str | Path) -> RuleSet:
     if errors:
         raise RuleError("\n".join(errors))
     _check_set(rules)
-    return RuleSet(tuple(rules))
+    return RuleSet(tuple(rules), frozenset(disabled))
 
 
 def _check_set(rules: list[Rule]) -> None:
@@ -672,9 +707,10 @@ def builtin_rules() -> RuleSet:
 
 
 def with_overrides(base: RuleSet, override: RuleSet) -> RuleSet:
-    """`base` with rules of the same name replaced by `override`'s, new ones appended."""
+    """`base` with rules of the same name replaced by `override`'s, new ones appended, and those
+    `override` marks `enabled: false` left out."""
     by_name = {r.name: r for r in override}
-    out = [by_name.pop(r.name, r) for r in base]
+    out = [by_name.pop(r.name, r) for r in base if r.name not in override.disabled]
     out.extend(r for r in override if r.name in by_name)
     _check_set(out)
     return RuleSet(tuple(out))

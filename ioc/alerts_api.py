@@ -423,6 +423,44 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
             return _answer(a, "unchanged", "not assigned to anyone; nothing changed")
         return _answer(a, "unassigned", f"{before.assignee.get('name', '?')} unassigned by {who.name}")
 
+    @router.post("/api/areas/{unit}/risk-level")
+    @_guarded
+    async def set_risk_level(unit: str, request: Request) -> Response:
+        """Body: {"level": 1–5 | 0 (remove), or "raise_by": 1 | 2, "reason": "why", "rule": "rain_risk_level"
+        (default) | "flash_flood_landslide_risk"}.  Decision 18 Art. 4: the level is a human decision; the
+        alert then carries basis "manual", set_by and reason (docs/domain.md §2)."""
+        from alerts.lifecycle import NotFound
+
+        who = auth(request, "operator")
+        body = await _body(request)
+        rule = body.get("rule", "rain_risk_level")
+        if not isinstance(rule, str):
+            raise ApiError(422, "invalid", "rule: expected a rule name")
+        level, raise_by, reason = body.get("level"), body.get("raise_by"), body.get("reason", "")
+        if not hasattr(service, "set_risk_level"):
+            raise ApiError(409, "unsupported", "this server does not evaluate Decision 18 risk levels")
+        try:
+            out = service.set_risk_level(unit, rule=rule, level=level, raise_by=raise_by, reason=reason,
+                                         by=who.name, at=clock())
+        except NotFound as exc:
+            raise ApiError(404, "not_found", str(exc).strip("'\"")) from None
+        except ValueError as exc:
+            raise ApiError(422, "invalid", str(exc)) from None
+        for a in out:
+            if on_update is not None:
+                try:
+                    on_update(a)
+                except Exception:  # the hub failing must not fail the action
+                    log.exception("on_update callback failed for alert %s", a.id)
+        result = "removed" if level == 0 else ("raised" if raise_by is not None else "set")
+        detail = {"removed": f"{who.name} removed the operator's level of {unit}",
+                  "raised": f"{who.name} raised the level of {unit} by {raise_by}",
+                  "set": f"{who.name} set the level of {unit} to {level}"}[result]
+        current = [a for a in service.list(state="active", rule=rule) if a.entity == unit]
+        return _json({"result": result, "detail": detail, "unit": unit, "rule": rule,
+                      "alert": msgspec.to_builtins(current[0]) if current else None,
+                      "changed": [msgspec.to_builtins(a) for a in out]})
+
     @router.post("/api/silences")
     @_guarded
     async def add_silence(request: Request) -> Response:

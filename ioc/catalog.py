@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 import yaml
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 Level = Literal["province", "district", "commune"]
 Susceptibility = Literal["low", "medium", "high", "very_high"]
+Terrain = Literal["midland_mountain", "plain_coastal"]  # Decision 18/2021 Art. 44 (docs/domain.md §2)
+RegionGroup = Literal["KV1", "KV2", "KV3", "KV4", "none"]  # Decision 18/2021 Art. 46 province groups
+_SUS_RANK = {"low": 0, "medium": 1, "high": 2, "very_high": 3}
 
 
 class Station(Struct, kw_only=True, frozen=True):
@@ -26,8 +29,13 @@ class Station(Struct, kw_only=True, frozen=True):
     lon: float
     district: str | None = None  # unit id
     commune: str | None = None  # unit id
-    region: int = 1  # Decision 18/2021 region group 1–4
-    susceptibility: Susceptibility = "medium"  # flash-flood/landslide zone
+    terrain: Terrain | None = None  # of the gauge's area, for the Art. 44 duration rows
+    # the gauge site's exposure, used by the rain simulator's orography; the Art. 46 class is the commune's
+    susceptibility: Susceptibility = "medium"
+    # this gauge's physical limits (alerts.detectors.RainLimits; default: the implausible_reading rule's):
+    # a reading beyond them is quarantined, kept out of the sums (docs/architecture.md §4)
+    rain_max_reading_mm: Annotated[float, Meta(gt=0)] | None = None
+    rain_max_rate_mm_h: Annotated[float, Meta(gt=0)] | None = None
 
 
 class Unit(Struct, kw_only=True, frozen=True):
@@ -41,6 +49,12 @@ class Unit(Struct, kw_only=True, frozen=True):
     code: str | None = None
     # boundary as [[lat, lon], ...], closed (first point = last), for CAP areas; optional
     polygon: tuple[tuple[float, float], ...] | None = None
+    # communes: the national flash-flood and landslide warning map's classes (Decision 18/2021 Art. 46)
+    flash_flood_susceptibility: Susceptibility | None = None
+    landslide_susceptibility: Susceptibility | None = None
+    # a merged province spanning Art. 46 groups: the pre-2025 province of this unit (or its group)
+    former_province: str | None = None
+    region_group: RegionGroup | None = None
 
 
 _CODE_DIGITS = {"province": 2, "district": 3, "commune": 5}
@@ -60,6 +74,24 @@ def _check_unit(u: Unit, source: str) -> None:
         for lat, lon in pts:
             if not (-90 <= lat <= 90 and -180 <= lon <= 180):
                 raise CatalogError(f"{where}.polygon: [{lat}, {lon}] is not a latitude, longitude pair")
+    if u.level != "commune" and (u.flash_flood_susceptibility or u.landslide_susceptibility):
+        raise CatalogError(f"{where}: susceptibility classes belong to communes, not to a {u.level}")
+    _check_former_province(u.former_province, f"{where}.former_province")
+
+
+def _check_former_province(name: str | None, where: str) -> None:
+    """A pre-2025 province must be one the Art. 46 appendix lists (alerts/risk/decision18.yaml)."""
+    if name is None:
+        return
+    from alerts.risk.tables import default_tables
+
+    groups = default_tables().region_groups
+    if name not in groups:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(groups), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (a province in no group: set region_group: none)"
+        raise CatalogError(f"{where}: {name!r} is not a province of the Decision 18/2021 Art. 46 region groups{hint}")
 
 
 class Site(Struct, kw_only=True, frozen=True):
@@ -90,6 +122,9 @@ class CatalogFile(Struct, kw_only=True):
     units: list[Unit] = []
     sites: list[Site] = []
     targets: Targets = Targets()
+    # Decision 18/2021 Art. 46: the province's region group, given directly or as its pre-2025 province
+    former_province: str | None = None
+    region_group: RegionGroup | None = None
 
 
 class CatalogError(ValueError):
@@ -104,6 +139,13 @@ class Catalog:
         self.province = data.province
         self.name = data.name
         self.targets = data.targets
+        _check_former_province(data.former_province, f"{source}: former_province")
+        self.former_province, self.region_group_setting = data.former_province, data.region_group
+        self._group = data.region_group
+        if self._group is None and data.former_province is not None:
+            from alerts.risk.tables import default_tables
+
+            self._group = default_tables().region_groups[data.former_province]
         self.stations = _index(data.stations, "stations", source)
         self.units = _index(data.units, "units", source)
         self.sites = _index(data.sites, "sites", source)
@@ -125,6 +167,32 @@ class Catalog:
         for u in data.units:
             if u.parent:
                 self.children.setdefault(u.parent, []).append(u.id)
+        for s in data.stations:
+            if s.commune is not None and s.commune in self.units and self.units[s.commune].level != "commune":
+                raise CatalogError(f"{source}: stations[{s.id}].commune: {s.commune!r} is a {self.units[s.commune].level}, "
+                                   "not a commune")
+
+    def region_group(self, unit_id: str) -> str | None:
+        """Art. 46 group (KV1–KV4) of a unit: its own or nearest ancestor's, else the province's; None: no group."""
+        for uid in (unit_id, *self.ancestors(unit_id)):
+            u = self.units.get(uid)
+            if u is None:
+                continue
+            if u.region_group is not None:
+                return None if u.region_group == "none" else u.region_group
+            if u.former_province is not None:
+                from alerts.risk.tables import default_tables
+
+                return default_tables().region_groups[u.former_province]
+        return None if self._group in (None, "none") else self._group
+
+    def susceptibility(self, commune_id: str) -> str | None:
+        """The commune's Art. 46 class: the higher of its flash-flood and landslide classes (None: unknown)."""
+        u = self.units.get(commune_id)
+        if u is None:
+            return None
+        vals = [v for v in (u.flash_flood_susceptibility, u.landslide_susceptibility) if v is not None]
+        return max(vals, key=_SUS_RANK.__getitem__) if vals else None
 
     def _walk(self, unit_id: str, source: str) -> tuple[str, ...]:
         chain: list[str] = []
@@ -190,7 +258,15 @@ def _name_entry(raw: dict, message: str) -> str:
         entry_id = raw[section][index].get("id", f"#{index}")
     except (KeyError, IndexError, AttributeError, TypeError):
         entry_id = f"#{index}"
-    return f"{section}[{entry_id}]{rest}: {message.split(' - at ')[0]}"
+    field = rest.rsplit(".", 1)[-1]
+    hint = f" (expected one of {', '.join(_CHOICES[field])})" if field in _CHOICES else ""
+    return f"{section}[{entry_id}]{rest}: {message.split(' - at ')[0]}{hint}"
+
+
+_SUS = ("low", "medium", "high", "very_high")
+_CHOICES = {"terrain": ("midland_mountain", "plain_coastal"), "susceptibility": _SUS,
+            "flash_flood_susceptibility": _SUS, "landslide_susceptibility": _SUS,
+            "region_group": ("KV1", "KV2", "KV3", "KV4", "none")}
 
 
 def demo_catalog() -> Catalog:

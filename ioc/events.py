@@ -35,10 +35,13 @@ from msgspec import Meta, Struct
 from ioc.errors import Reason, Rejection
 
 # -- documented bounds (README, "Input validation") --------------------------
-RAIN_MM_MAX = 1000.0
-"""Rain in one reading, mm.  The wettest hour ever measured is ~305 mm; a gauge
-that uploads a long interval as one reading still stays far below 1000 mm.
-Above it the reading is refused as `out_of_range` (below 0: `negative_value`)."""
+RAIN_MM_MAX = 100_000.0
+"""Rain in one reading, mm: a bound on the encoding, not on physics.  A reading
+that is valid JSON but physically implausible (the wettest hour ever measured
+is ~305 mm; a broken gauge may send 5000 mm) is accepted and *quarantined* by
+the rain processor, out of the sums, with a data-quality alert
+(docs/architecture.md §4).  Above this bound the reading is refused as
+`out_of_range` (below 0: `negative_value`)."""
 WAITING_MAX = 10_000
 """People waiting at one camera's site (an integer, 0..10,000)."""
 COUNTERS_OPEN_MAX = 1_000

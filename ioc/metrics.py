@@ -105,6 +105,11 @@ class Metrics:
             "ioc_events_corrected", "Events that replaced an earlier value of the same key, by feed.", ["feed"],
             registry=r,
         )
+        self.readings_quarantined = Counter(
+            "ioc_readings_quarantined",
+            "Readings accepted but held out of the sums as physically implausible, by feed and reason.",
+            ["feed", "reason"], registry=r,
+        )
         # access control (ioc/auth): reasons are a fixed vocabulary, principals an admin-managed set
         self.auth_failures = Counter(
             "ioc_auth_failures",

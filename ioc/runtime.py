@@ -612,6 +612,8 @@ class Runtime:
             kept = [ev for ev in seg if encode_event(ev) not in refused]
         else:
             kept = seg
+        for q in getattr(result, "quarantined", ()):
+            m.readings_quarantined.labels(q.feed, q.reason).inc()
         if rejections:
             self._reject(rejections, source)
             report.rejections.extend(rejections)

@@ -180,6 +180,14 @@ class JournaledActions:
         return self._engine.add_silence(matchers, ends_at, starts_at=starts_at, by=by, comment=comment,
                                         created_at=created_at)
 
+    def set_risk_level(self, unit: str, *, rule: str = "rain_risk_level", level=None, raise_by=None,
+                       reason: str = "", by: str, at: float):
+        self._engine.check_risk_level(unit, rule, level, raise_by, reason)  # NotFound / ValueError: not journaled
+        self._runtime.journal_op({"op": "risk_level", "unit": unit, "rule": rule, "level": level,
+                                  "raise_by": raise_by, "reason": reason, "by": by, "at": at})
+        return self._engine.set_risk_level(unit, rule=rule, level=level, raise_by=raise_by, reason=reason, by=by,
+                                           at=at)
+
     def remove_silence(self, silence_id: str, by: str = "", at: float | None = None) -> bool:
         if not any(s.id == silence_id for s in self._engine.silences()):
             return False
@@ -207,6 +215,9 @@ def apply_op(engine, op: dict) -> None:
             engine.assign(op["id"], op["to"], op["by"], op["at"])
         elif op["op"] == "unassign":
             engine.unassign(op["id"], op["by"], op["at"])
+        elif op["op"] == "risk_level":  # an operator's Decision 18 level (alerts/risk)
+            engine.set_risk_level(op["unit"], rule=op["rule"], level=op.get("level"), raise_by=op.get("raise_by"),
+                                  reason=op.get("reason", ""), by=op["by"], at=op["at"])
         elif op["op"] == "silence_remove":  # journals before issue 17 carry no by/at
             engine.remove_silence(op["id"], op.get("by", ""), op.get("at"))
         else:

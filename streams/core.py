@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Protocol, Sequence
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -49,6 +49,17 @@ class Outcome(IntEnum):
 OUTCOME_DTYPE = np.int8
 
 
+class Quarantined(NamedTuple):
+    """A reading accepted but held out of the sums as physically implausible (streams/rain.py)."""
+
+    feed: str
+    entity: str
+    t: float  # the reading's event time
+    value: float  # what the sensor said
+    reason: str  # alerts.detectors.implausible_rain's reason
+    late: bool  # behind the feed's watermark when it arrived
+
+
 @dataclass
 class ProcessResult:
     indicators: list[Indicator] = field(default_factory=list)
@@ -58,12 +69,14 @@ class ProcessResult:
     outcome: np.ndarray | None = None  # int8 Outcome per event given to process(), input order
     duplicates: int = 0
     corrected: int = 0
+    quarantined: list[Quarantined] = field(default_factory=list)  # new or corrected, in arrival order
 
     def extend(self, other: "ProcessResult") -> None:
         """Append another result (of the events that followed this one's)."""
         self.indicators.extend(other.indicators)
         self.alerts.extend(other.alerts)
         self.rejections.extend(other.rejections)
+        self.quarantined.extend(other.quarantined)
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.corrected += other.corrected

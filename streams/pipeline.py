@@ -30,19 +30,24 @@ from streams.window import MAX_UNKNOWN_ENTITIES
 
 
 class AlertSink(Protocol):
+    """`quarantined` (passed only when non-empty): readings held out of the sums, for data-quality alerts."""
+
     def process(
-        self, events: Sequence[Event], indicators: Sequence[Indicator], watermarks: dict[str, float]
+        self, events: Sequence[Event], indicators: Sequence[Indicator], watermarks: dict[str, float], *,
+        quarantined: Sequence[Any] = (),
     ) -> list[Alert]: ...
 
 
-def default_processors(catalog: Catalog, max_unknown_entities: int = MAX_UNKNOWN_ENTITIES) -> dict[str, Processor]:
-    """The three feeds' processors; each keeps at most `max_unknown_entities` ids missing from the catalog."""
+def default_processors(catalog: Catalog, max_unknown_entities: int = MAX_UNKNOWN_ENTITIES,
+                       rain_limits: Any = None) -> dict[str, Processor]:
+    """The three feeds' processors; each keeps at most `max_unknown_entities` ids missing from the catalog;
+    `rain_limits` (alerts.detectors.RainLimits, default its defaults) decides which rain readings are quarantined."""
     from streams.cameras import CameraProcessor
     from streams.dossiers import DossierProcessor
     from streams.rain import RainProcessor
 
     return {
-        "rain": RainProcessor(catalog, max_unknown_entities),
+        "rain": RainProcessor(catalog, max_unknown_entities, limits=rain_limits),
         "dossier": DossierProcessor(catalog, max_unknown_entities),
         "camera": CameraProcessor(catalog, max_unknown_entities),
     }
@@ -60,11 +65,15 @@ class Pipeline:
         processors: dict[str, Processor] | None = None,
         eval_step_s: int = 300,
         max_unknown_entities: int = MAX_UNKNOWN_ENTITIES,
+        rain_limits: Any = None,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
         self.eval_step_s = eval_step_s
-        self.processors = processors if processors is not None else default_processors(catalog, max_unknown_entities)
+        if rain_limits is None and engine is not None and hasattr(engine, "rain_limits"):
+            rain_limits = engine.rain_limits()  # the implausible_reading rule's: one definition for both
+        self.processors = (processors if processors is not None
+                           else default_processors(catalog, max_unknown_entities, rain_limits))
 
     @property
     def watermarks(self) -> dict[str, float]:
@@ -140,6 +149,7 @@ class Pipeline:
             batch, idx = entry
             out = processor.process(batch, now)
             result.indicators.extend(out.indicators)
+            result.quarantined.extend(out.quarantined)
             o = out.outcome
             if o is None:  # a processor that does not report outcomes: its rejections only
                 o = np.zeros(len(batch), dtype=OUTCOME_DTYPE)
@@ -162,7 +172,11 @@ class Pipeline:
             outcome = np.zeros(0, dtype=OUTCOME_DTYPE)
         result.set_outcome(outcome)
         if self.engine is not None:
-            result.alerts.extend(self.engine.process(accepted, result.indicators, self.watermarks))
+            if result.quarantined:
+                result.alerts.extend(self.engine.process(accepted, result.indicators, self.watermarks,
+                                                         quarantined=result.quarantined))
+            else:
+                result.alerts.extend(self.engine.process(accepted, result.indicators, self.watermarks))
         return result
 
     def flush(self) -> list[Indicator]:

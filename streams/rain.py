@@ -62,6 +62,21 @@ and the station's last-seen time.
 Unknown stations (missing from the catalog) get a row like any other, up to
 ``max_unknown_entities``; past it their readings are refused with
 ``unknown_entity_limit`` (streams.window).
+
+Quarantine (docs/architecture.md §4)
+------------------------------------
+A reading beyond its station's physical limits (`alerts.detectors.RainLimits`:
+the catalog's per-station limits, else the ``implausible_reading`` rule's) is
+accepted but **kept out of every window sum**: its key and value are held in
+``_quar[k][row] = {offset_cs: (hundredths, reason)}`` beside the buckets, so a
+re-send of the same value is a duplicate and another value a correction — a
+plausible one leaves quarantine and enters the sums, an implausible one stays
+out.  A quarantined reading that replaces a plausible one takes that one's
+value out of the sums.  Each reading quarantined (new or corrected) is listed
+in ``ProcessResult.quarantined`` (the engine raises the data-quality alert from
+it) and the station's ``rain_quarantined_mm`` (72h: the sum of the readings held
+out) is emitted when it changes.  The hot path pays one vectorised comparison
+against the per-row prefilter (`RainLimits.prefilter_mm`).
 """
 
 from __future__ import annotations
@@ -72,12 +87,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from alerts.detectors import RainLimits
 from ioc.catalog import Catalog
 from ioc.errors import Reason, Rejection
 from ioc.events import Event, encode_event
 from ioc.records import Indicator
 from ioc.timeutil import format_ts, rain_day_start
-from streams.core import Outcome, ProcessResult
+from streams.core import Outcome, ProcessResult, Quarantined
 from streams.window import (
     MAX_UNKNOWN_ENTITIES,
     OK,
@@ -103,6 +119,8 @@ CODE_MULTI = 65535  # several readings: see RainProcessor._multi
 CODE_LEGACY = 65534  # restored from a version-1 state: readings of unknown offsets, their sum in the bucket
 _ACC, _DUP, _COR, _REJ = (int(o) for o in Outcome)
 MAX_READINGS_PER_BUCKET = 30  # distinct readings of one station in one 5-minute bucket (one per 10 s)
+STATE_VERSION = 3  # 3: quarantine; 2: event identity; 1: sums only
+QUARANTINED = "rain_quarantined_mm"  # indicator: the station's readings held out of the 72 h sums
 WINDOWS: tuple[tuple[str, int], ...] = (
     ("1h", 12),
     ("3h", 36),
@@ -153,8 +171,14 @@ class RainProcessor:
         catalog: Catalog,
         max_unknown_entities: int = MAX_UNKNOWN_ENTITIES,
         max_readings_per_bucket: int = MAX_READINGS_PER_BUCKET,
+        limits: RainLimits | None = None,
     ) -> None:
         self.catalog = catalog
+        self.limits = limits if limits is not None else RainLimits()
+        self._limits_row: list[RainLimits] = []  # per row: the station's limits
+        # bucket k -> row -> {offset_cs: (hundredths, reason)}: quarantined readings (kept out of the sums)
+        self._quar: dict[int, dict[int, dict[int, tuple[int, str]]]] = {}
+        self._q_changed: set[int] = set()  # rows whose quarantined total changed in this batch
         self.max_unknown_entities = max_unknown_entities
         self.max_readings_per_bucket = max_readings_per_bucket
         self._ids: list[str] = []
@@ -181,6 +205,7 @@ class RainProcessor:
         sent_stale = np.zeros(cap, dtype=bool)
         last_t = np.full(cap, -np.inf)
         unknown = np.zeros(cap, dtype=bool)
+        lim = np.full(cap, np.inf)
         if old is not None and n:
             buckets[:, :n] = self._buckets[:, :n]
             codes[:, :n] = self._codes[:, :n]
@@ -190,6 +215,8 @@ class RainProcessor:
             sent_stale[:n] = self._sent_stale[:n]
             last_t[:n] = self._last_t[:n]
             unknown[:n] = self._unknown[:n]
+            lim[:n] = self._lim[:n]
+        self._lim = lim  # per row: RainLimits.prefilter_mm (a reading at or below it is plausible)
         self._buckets, self._codes, self._sums, self._sent = buckets, codes, sums, sent
         self._sent_class, self._sent_stale, self._last_t, self._unknown = sent_class, sent_stale, last_t, unknown
         self._cap = cap
@@ -205,6 +232,11 @@ class RainProcessor:
             self._index[name] = i
             unknown = name not in stations
             self._unknown[i] = unknown
+            st = stations.get(name)
+            lim = self.limits if st is None else self.limits.with_station(st.rain_max_reading_mm,
+                                                                          st.rain_max_rate_mm_h)
+            self._limits_row.append(lim)
+            self._lim[i] = lim.prefilter_mm
             self._n_unknown += unknown
         self._rank = sorted_rank(self._ids)
 
@@ -222,6 +254,7 @@ class RainProcessor:
                 self._sent_stale,
                 self._last_t,
                 self._unknown,
+                self._lim,
                 self._rank,
             )
         )
@@ -252,6 +285,10 @@ class RainProcessor:
                 else:
                     sl = ring_slots(k - nb + 1, k - nb + d, RING)
                     self._sums[w, :n] -= b[sl, :n].sum(axis=0, dtype=np.int32)
+            if self._quar:
+                gone = k_new - RING
+                for kk in [kk for kk in self._quar if kk <= gone]:
+                    self._q_changed.update(self._quar.pop(kk))
             if d >= RING:
                 b[:, :n] = 0
                 self._codes[:, :n] = 0
@@ -309,6 +346,8 @@ class RainProcessor:
         rows = np.array(rows_l, dtype=np.int64)
         rain = np.fromiter(map(_get_rain, events), dtype=np.float64, count=m)
         late = t < prior
+        sus = rain > self._lim[rows]  # the only quarantine cost of a batch without suspect readings
+        bad = self._suspects(rows, t, rain, np.flatnonzero(sus)) if sus.any() else None
 
         w_old = self._w
         w_new = float(t.max()) if w_old is None else max(w_old, float(t.max()))
@@ -335,7 +374,13 @@ class RainProcessor:
         if len(rows_k):
             amt = np.minimum(np.rint(rain_k * 100.0), MAX_BUCKET).astype(np.int64)
             off = tc_k - (k_k - 1) * G_CS  # 1 … 30000
-            o_k, urow, uk_k, delta = self._store(rows_k, k_k, off, amt, k_new)
+            if bad is None and not self._quar:
+                o_k, urow, uk_k, delta = self._store(rows_k, k_k, off, amt, k_new)
+            else:
+                why = [None] * len(rows_k) if bad is None else [
+                    bad.get(j) for j in (range(len(rows_k)) if kept is None else kept.tolist())]
+                o_k, urow, uk_k, delta = self._store_mixed(rows_k, k_k, off, amt, rain_k, why, k_new)
+                self._report_quarantined(result, rows_k, tc_k, rain_k, late_k, why, o_k)
             if kept is None:
                 outcome = o_k
             else:
@@ -366,11 +411,145 @@ class RainProcessor:
             cand = np.union1d(rows, np.flatnonzero(stale_chg))
         cand = cand[np.argsort(self._rank[cand], kind="stable")]
         result.indicators = self._emit(cand, stale, stale_chg, late_rows, format_ts(w_new))
+        if self._q_changed:
+            result.indicators += self._quarantine_indicators(sorted(self._q_changed, key=self._rank.__getitem__),
+                                                             stale, format_ts(w_new))
+            self._q_changed = set()
         if idx is not None:
             full = np.full(n_in, _REJ, dtype=np.int8)
             full[idx] = outcome
             outcome = full
         return result.set_outcome(outcome)
+
+    # ---------------------------------------------------------------- quarantine
+    def _suspects(self, rows: np.ndarray, t: np.ndarray, rain: np.ndarray, sus: np.ndarray) -> dict[int, str]:
+        """{index: reason} of the readings beyond their station's limits (`RainLimits.why`).
+
+        The interval of a reading is the time since the latest earlier reading of
+        its station in arrival order (none when it is not later: a late reading is
+        judged on its amount alone), as the engine's detectors always did.
+        """
+        if not len(sus):
+            return {}
+        want = set(rows[sus].tolist())
+        last = {r: float(self._last_t[r]) for r in want}  # before this batch
+        sus_set = set(sus.tolist())
+        out: dict[int, str] = {}
+        for j, (r, tj, mm) in enumerate(zip(rows.tolist(), t.tolist(), rain.tolist())):
+            if r not in want:
+                continue
+            lt = last[r]
+            if j in sus_set:
+                dt = tj - lt if lt > -math.inf and tj > lt else None
+                why = self._limits_row[r].why(mm, dt)
+                if why is not None:
+                    out[j] = why
+            if tj > lt:
+                last[r] = tj
+        return out
+
+    def _store_mixed(self, rows, k, off, amt, rain, why: list[str | None], k_new: int):
+        """`_store` for a batch holding quarantined readings (or readings of a station holding some).
+
+        Runs of plausible readings go through `_store`, each quarantined one
+        through `_quarantine`, in arrival order; a plausible reading whose key
+        is quarantined replaces it (a correction).
+        """
+        m = len(rows)
+        outcome = np.zeros(m, dtype=np.int8)
+        parts_r, parts_k, parts_d = [], [], []
+        j = 0
+        while j < m:
+            if why[j] is not None:
+                o, dr, dk, dd = self._quarantine(int(rows[j]), int(k[j]), int(off[j]), float(rain[j]), why[j])
+                outcome[j] = o
+                if dd:
+                    parts_r.append(np.array([dr])), parts_k.append(np.array([dk])), parts_d.append(np.array([dd]))
+                j += 1
+                continue
+            e = j
+            while e < m and why[e] is None:
+                e += 1
+            o, ur, uk, d = self._store(rows[j:e], k[j:e], off[j:e], amt[j:e], k_new)
+            if self._quar:  # a good value re-sent for a quarantined key: it leaves quarantine
+                for i in range(j, e):
+                    q = self._quar.get(int(k[i]), {}).get(int(rows[i]))
+                    if q is not None and int(off[i]) in q and o[i - j] != _REJ:
+                        del q[int(off[i])]
+                        self._q_changed.add(int(rows[i]))
+                        o[i - j] = _COR
+            outcome[j:e] = o
+            parts_r.append(ur), parts_k.append(uk), parts_d.append(d)
+            j = e
+        if not parts_r:
+            z = np.zeros(0, dtype=np.int64)
+            return outcome, z, z, z.astype(np.int32)
+        return (outcome, np.concatenate(parts_r).astype(np.int64), np.concatenate(parts_k).astype(np.int64),
+                np.concatenate(parts_d).astype(np.int32))
+
+    def _quarantine(self, r: int, kk: int, of: int, mm: float, why: str) -> tuple[int, int, int, int]:
+        """Hold one implausible reading out of the sums: (outcome, row, bucket, delta of the bucket)."""
+        h = int(round(mm * 100.0))  # half to even, like rint
+        q = self._quar.setdefault(kk, {}).setdefault(r, {})
+        prev = q.get(of)
+        if prev is not None:
+            if prev[0] == h:
+                return _DUP, r, kk, 0
+            q[of] = (h, why)
+            self._q_changed.add(r)
+            return _COR, r, kk, 0
+        outcome, delta = _ACC, 0
+        slot = kk % RING
+        code = int(self._codes[slot, r])
+        if code == of:  # a plausible reading held under this key: the bad value replaces it
+            delta = -int(self._buckets[slot, r])
+            self._buckets[slot, r] = 0
+            self._codes[slot, r] = CODE_EMPTY
+            outcome = _COR
+        elif code == CODE_MULTI:
+            d = self._multi[kk][r]
+            if of in d:
+                old = int(self._buckets[slot, r])
+                del d[of]
+                new = min(sum(d.values()), MAX_BUCKET)
+                self._buckets[slot, r] = new
+                delta = new - old
+                outcome = _COR
+        q[of] = (h, why)
+        self._q_changed.add(r)
+        return outcome, r, kk, delta
+
+    def _report_quarantined(self, result: ProcessResult, rows, tc, rain, late, why, o_k) -> None:
+        ids = self._ids
+        for j, w in enumerate(why):
+            if w is not None and o_k[j] != _DUP:
+                result.quarantined.append(
+                    Quarantined(self.feed, ids[int(rows[j])], int(tc[j]) / 100.0, float(rain[j]), w, bool(late[j])))
+
+    def _quarantine_totals(self) -> dict[int, int]:
+        tot: dict[int, int] = {}
+        for rows in self._quar.values():
+            for r, d in rows.items():
+                if d:
+                    tot[r] = tot.get(r, 0) + sum(h for h, _ in d.values())
+        return tot
+
+    def _quarantine_indicators(self, rows: list[int], stale: np.ndarray, ts: str) -> list[Indicator]:
+        tot = self._quarantine_totals()
+        return [Indicator(QUARANTINED, "72h", self._ids[r], ts, tot.get(r, 0) / 100.0, "mm", None,
+                          bool(stale[r]), bool(self._unknown[r])) for r in rows]
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        """The readings held out of the sums, by station then time (for engineers: the station's history)."""
+        out = []
+        for kk, rows in self._quar.items():
+            for r, d in rows.items():
+                for of, (h, why) in d.items():
+                    t = ((kk - 1) * G_CS + of) / 100.0
+                    out.append({"station": self._ids[r], "ts": format_ts(t), "rain_mm": h / 100.0, "reason": why,
+                                "_k": (self._rank[r], t)})
+        out.sort(key=lambda x: x.pop("_k"))
+        return out
 
     def _too_frequent(self, result: ProcessResult, events: Sequence[Event], o_k: np.ndarray, kept, idx) -> None:
         """Rejections of readings refused because their bucket holds the most readings kept."""
@@ -568,13 +747,18 @@ class RainProcessor:
                         unknown=bool(self._unknown[r]),
                     )
                 )
+        held = sorted(self._quarantine_totals(), key=self._rank.__getitem__)
+        if held:
+            st = np.zeros(self._cap, dtype=bool)
+            st[:n] = stale
+            out += self._quarantine_indicators(held, st, ts)
         return out
 
     # ---------------------------------------------------------------- state
     def get_state(self) -> dict[str, Any]:
         n = len(self._ids)
         return {
-            "version": 2,
+            "version": STATE_VERSION,
             "watermark": self._w,
             "k": self._k,
             "ds": self._ds,
@@ -585,6 +769,12 @@ class RainProcessor:
                 [kk, r, [[of, h] for of, h in d.items()]]
                 for kk, rows in self._multi.items()
                 for r, d in rows.items()
+            ],
+            "quarantine": [
+                [kk, r, of, h, why]
+                for kk, rows in self._quar.items()
+                for r, d in rows.items()
+                for of, (h, why) in d.items()
             ],
             "sums": array_state(self._sums[:, :n]),
             "sent": array_state(self._sent[:, :n]),
@@ -599,6 +789,8 @@ class RainProcessor:
         self._cap = 0
         self._n_unknown = 0
         self._multi = {}
+        self._quar, self._q_changed = {}, set()
+        self._limits_row = []
         self.__dict__.pop("_buckets", None)
         self._alloc(len(ids) + 64)
         self._register(ids)
@@ -610,6 +802,8 @@ class RainProcessor:
                 self._multi.setdefault(int(kk), {})[int(r)] = {int(of): int(h) for of, h in entries}
         else:  # version 1: the buckets' readings are not known one by one
             self._codes[:, :n] = np.where(self._buckets[:, :n] > 0, CODE_LEGACY, CODE_EMPTY)
+        for kk, r, of, h, why in state.get("quarantine", ()):  # versions 1 and 2 held none
+            self._quar.setdefault(int(kk), {}).setdefault(int(r), {})[int(of)] = (int(h), str(why))
         self._sums[:, :n] = array_from_state(state["sums"])
         self._sent[:, :n] = array_from_state(state["sent"])
         self._sent_class[:n] = array_from_state(state["sent_class"])

@@ -112,7 +112,7 @@ def camera(**over) -> bytes:
 @pytest.mark.parametrize(
     "raw, reason",
     [
-        (rain(rain_mm=1000.5), Reason.OUT_OF_RANGE),
+        (rain(rain_mm=100_000.5), Reason.OUT_OF_RANGE),
         (b'{"kind":"rain","station":"A","ts":"2026-10-28T13:10:00Z","rain_mm":1e400}', Reason.OUT_OF_RANGE),
         (b'{"kind":"rain","station":"A","ts":"2026-10-28T13:10:00Z","rain_mm":1e23}', Reason.OUT_OF_RANGE),
         (rain(rain_mm=True), Reason.WRONG_TYPE),

@@ -53,8 +53,8 @@ def when(ts: str, lang: str) -> str:
 
 def _line(a: dict, lang: str) -> str:
     text = (a.get("message") or {}).get(lang) or (a.get("message") or {}).get("vi") or f"{a['rule']} {a['entity']}"
-    if lang == "vi":
-        text = number_vi(text)
+    # the alert's text is already in the language's number format (alerts/messages.py): re-writing
+    # "." as "," here would turn the thousands of "5.000 mm" into a decimal
     tail = ""
     if a.get("state") == "resolved":
         tail = " " + _DONE[lang]
@@ -79,7 +79,7 @@ def render(alerts: list[dict], kind: str, lang: str, *, title: str = "IOC", link
     head = " — ".join(x for x in (_SEVERITY[lang].get(top, top.upper()), label) if x)
     first = shown[0]
     n = len(active) if kind != "resolved" else len(alerts)
-    subject = f"[{title}] {head}: {number_vi(first['message'].get(lang, '')) if lang == 'vi' else first['message'].get(lang, '')}"
+    subject = f"[{title}] {head}: {first['message'].get(lang, '')}"
     if n > 1:
         subject = f"[{title}] {head}: {_COUNT[lang].format(n=n)}"
     subject = subject.split("\n")[0][:160]

@@ -532,7 +532,7 @@ function renderRain() {
   const critical = new Set([...store.alerts.values()].filter((a) => a.state === "firing" && a.severity === "critical").map((a) => a.entity));
   const states = cat.stations.map((s) => {
     const st = stationState(s.id);
-    const ra = risk.get(s.id);
+    const ra = risk.get(s.commune) ?? risk.get(s.id); // Decision 18 levels are per area: a gauge shows its commune's
     st.risk = ra ? Number(ra.labels?.level ?? 1) : null;
     st.alerting = critical.has(s.id);
     return st;
@@ -666,7 +666,12 @@ function alertRow(a, cat, now) {
     alertId: a.id, severity: a.severity, state: a.state, acknowledged: acked ? "true" : "false", rule: a.rule, entity: a.entity,
   });
   const msg = a.message?.[getLang()] || a.message?.vi || `${ruleName(a.rule)} — ${entityName(cat, a.entity)}`;
-  const level = a.rule === "rain_risk_level" && a.labels?.level ? el("span", { class: `chip risk-chip risk-${a.labels.level}`, text: t("risk.short", { n: a.labels.level }) }) : null;
+  // Decision 18 levels: indicative when computed from gauges, or an operator's (who set it)
+  const basis = a.labels?.basis === "manual" ? ` · ${t("risk.manual", { name: a.labels.set_by ?? "?" })}`
+    : a.labels?.basis === "observed" ? ` · ${t("risk.observed")}` : "";
+  const level = (a.rule === "rain_risk_level" || a.rule === "flash_flood_landslide_risk") && a.labels?.level
+    ? el("span", { class: `chip risk-chip risk-${a.labels.level}`, "data-testid": "alert-risk-level", "data-basis": a.labels.basis ?? "",
+      text: t("risk.short", { n: a.labels.level }) + basis, title: a.labels.reason ?? a.labels.clause ?? "" }) : null;
   // who acknowledged, who is assigned, and the latest word of the discussion (the console has the thread)
   const thread = Array.isArray(a.comments) ? a.comments : [];
   const last = thread.length ? thread[thread.length - 1] : null;

@@ -33,7 +33,7 @@ def _default(catalog: Catalog, rules_dir: Path | None):
 
         engine = build_replay_engine(catalog, rules_dir)
         if engine is not None:
-            return engine
+            return _without_area_rules(engine, catalog)
     except ImportError:  # pragma: no cover
         pass
     from alerts.engine import AlertEngine
@@ -42,7 +42,21 @@ def _default(catalog: Catalog, rules_dir: Path | None):
     rules = builtin_rules()
     if rules_dir is not None:
         rules = with_overrides(rules, load_rules(rules_dir))
-    return AlertEngine(rules, catalog)
+    return _without_area_rules(AlertEngine(rules, catalog), catalog)
+
+
+def _without_area_rules(engine, catalog: Catalog):
+    """A partition's engine sees only its slice of the gauges (rain is keyed by station), while a Decision 18
+    level is an area's, from all the province's gauges (alerts/risk): the `risk` rules would be wrong here,
+    so the distributed workers do not evaluate them (docs/scaling.md)."""
+    from alerts.engine import AlertEngine
+
+    kept = [r for r in engine.rules if r.kind != "risk"]
+    if len(kept) == len(engine.rules):
+        return engine
+    log.info("Decision 18 area rules %s are not evaluated by partitioned workers",
+             ", ".join(r.name for r in engine.rules if r.kind == "risk"))
+    return AlertEngine(kept, catalog)
 
 
 def engine_factory(rules_dir: Path | None) -> Callable[[Catalog], Any] | None:

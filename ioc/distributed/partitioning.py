@@ -87,5 +87,7 @@ def partition_catalog(catalog: Catalog, feed: str, partition: int, partitions: i
         units=units,
         sites=sites,
         targets=catalog.targets,
+        former_province=catalog.former_province,
+        region_group=catalog.region_group_setting,
     )
     return Catalog(data, f"{catalog.source}#{feed}/{partition}")

@@ -154,8 +154,9 @@ class InMessage(Protocol):
     value: bytes | None
 
 
-def make_processor(feed: str, catalog: Catalog):
-    """One feed's processor for one partition (the unknown-entity cap from IOC_MAX_UNKNOWN_ENTITIES)."""
+def make_processor(feed: str, catalog: Catalog, rain_limits=None):
+    """One feed's processor for one partition (the unknown-entity cap from IOC_MAX_UNKNOWN_ENTITIES;
+    rain: `rain_limits` decide quarantine, as in the embedded pipeline)."""
     from ioc.config import unknown_entity_cap
     from streams.cameras import CameraProcessor
     from streams.dossiers import DossierProcessor
@@ -165,7 +166,10 @@ def make_processor(feed: str, catalog: Catalog):
     kinds = {"rain": RainProcessor, "dossier": DossierProcessor, "camera": CameraProcessor}
     if feed in kinds:
         cap = unknown_entity_cap()
-        return kinds[feed](catalog, MAX_UNKNOWN_ENTITIES if cap is None else cap)
+        cap = MAX_UNKNOWN_ENTITIES if cap is None else cap
+        if feed == "rain":
+            return RainProcessor(catalog, cap, limits=rain_limits)
+        return kinds[feed](catalog, cap)
     raise ValueError(f"unknown feed {feed!r}")
 
 
@@ -340,7 +344,8 @@ class PartitionWorker:
         feed = FEED_OF_TOPIC[topic]
         sub = partition_catalog(self.catalog, feed, partition, self.n_partitions(topic))
         engine = self.engine_factory(sub) if self.engine_factory else None
-        pipeline = Pipeline(sub, engine, processors={feed: make_processor(feed, sub)})
+        limits = engine.rain_limits() if hasattr(engine, "rain_limits") else None
+        pipeline = Pipeline(sub, engine, processors={feed: make_processor(feed, sub, limits)})
         epoch = await self.store.claim(topic, partition)
         cp = await self.store.load_checkpoint(topic, partition)
         owned = Owned(topic, partition, feed, pipeline, epoch)

@@ -9,7 +9,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from alerts.engine import AlertEngine
-from alerts.rules import builtin_rules
+from alerts.rules import builtin_rules  # noqa: F401 (re-exported for the alert tests)
 from ioc.catalog import parse_catalog
 from ioc.events import CameraEvent, DossierEvent, RainEvent
 from ioc.records import Indicator

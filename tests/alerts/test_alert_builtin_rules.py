@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 
-from alerttest_util import T0, cam, engine_for, ind, rain
+from alerttest_util import T0, cam, engine_for, ind, make_catalog, rain
 
 from alerts.engine import AlertEngine
+from streams.pipeline import Pipeline
+from ioc.catalog import demo_catalog
 
 H = 3600.0
 DAY = 86400.0
@@ -65,36 +67,41 @@ def test_rain_24h_message_and_value(rules):
 
 
 def test_rain_risk_level_grades_escalates_and_clears(rules):
-    eng = engine_for(rules, "rain_risk_level")
+    """Per area (alerts/risk, tests/alerts/risk): one gauge of Tam Đảo town raises its commune, district, province."""
+    eng = engine_for(rules, "rain_risk_level", catalog=demo_catalog())
     steps = [((60, 30), []),
-             ((80, 50), [("firing", "warning", "1")]),            # 12 h ≥ 50 → level 1 (confirmed)
-             ((210, 60), [("firing", "critical", "2")]),          # > 200 in 24 h → level 2 (to verify)
+             ((80, 50), [("firing", "warning", "1")]),            # 12 h ≥ 50 → level 1 (Art. 44(1))
+             ((210, 60), [("firing", "critical", "2")]),          # band B for 1 day → level 2 (Art. 44(2)(b))
              ((150, 60), [("firing", "warning", "1")]),           # downgrade is an update
              ((95, 40), []),                                      # in the hysteresis band: nothing
              ((85, 40), [("resolved", "warning", "1")])]
     ids = set()
     for i, ((v24, v12), expected) in enumerate(steps):
         t = T0 + i * 600
-        out = eng.process([], [ind("rain_mm", "24h", "VP-001", t, v24), ind("rain_mm", "12h", "VP-001", t, v12)],
+        out = eng.process([], [ind("rain_mm", "24h", "VP-010", t, v24), ind("rain_mm", "12h", "VP-010", t, v12)],
                           {"rain": t})
-        assert [(a.state, a.severity, a.labels["level"]) for a in out] == expected, i
-        ids |= {a.id for a in out}
-        for a in out:
-            assert a.labels["verify"] == ("false" if a.labels["level"] == "1" else "true")
+        assert {a.entity for a in out} <= {"tt-tam-dao", "tam-dao", "vinh-phuc"}
+        mine = [a for a in out if a.entity == "tt-tam-dao"]
+        assert [(a.state, a.severity, a.labels["level"]) for a in mine] == expected, i
+        assert len(out) == 3 * len(mine)  # the district and the province follow their commune
+        ids |= {a.id for a in mine}
+        for a in mine:
+            assert a.labels["basis"] == "observed"
     assert len(ids) == 1
-    kinds = [n["kind"] for n in eng.drain_notifications()]
-    assert kinds == ["firing", "escalated", "resolved"]  # the downgrade did not notify
+    kinds = sorted(n["kind"] for n in eng.drain_notifications())
+    assert kinds == sorted(["firing", "escalated", "resolved"] * 3)  # the downgrade did not notify
 
 
 def test_rain_risk_level_duration_clause_consecutive_rain_days(rules):
-    eng = engine_for(rules, "rain_risk_level")
+    eng = engine_for(rules, "rain_risk_level", catalog=demo_catalog())
     levels = []
     for day in range(3):
         t = T0 + day * DAY
-        out = eng.process([], [ind("rain_mm", "24h", "VP-001", t, 120), ind("rain_mm", "12h", "VP-001", t, 40)],
-                          {"rain": t})
-        levels += [a.labels["level"] for a in out]
-    assert levels == ["1", "2"]  # third consecutive rain day ≥ 100 mm → level 2
+        out = eng.process([], [ind("rain_mm", "24h", "VP-010", t, 120), ind("rain_mm", "12h", "VP-010", t, 40),
+                               ind("rain_day_mm", "rain_day", "VP-010", t, 120)], {"rain": t})
+        levels += [(a.labels["level"], a.labels["days"]) for a in out if a.entity == "tt-tam-dao"]
+    # third consecutive rain day ≥ 100 mm on the mountain → level 2 (Art. 44(2)(a), ignoring extent)
+    assert levels == [("1", "1"), ("1", "2"), ("2", "3")]
 
 
 def test_queue_long_needs_five_minutes_in_event_time_and_keeps_firing(rules):
@@ -189,24 +196,26 @@ def test_flatline_stuck_sensor_but_not_a_dry_gauge(rules):
     assert r.state == "resolved"
 
 
-def test_implausible_reading_is_a_data_quality_alert_and_marks_rain_alerts_suspect(rules):
-    eng = engine_for(rules, "implausible_reading", "rain_24h_very_heavy")
-    eng.process([rain("VP-001", T0, 1.0)], [ind("rain_mm", "24h", "VP-001", T0, 1.0)], {"rain": T0})
+def test_implausible_reading_is_a_data_quality_alert_and_never_a_rain_alert(rules):
+    # the rain processor quarantines the reading (out of the sums); the engine raises the data-quality alert
+    eng = engine_for(rules, "implausible_reading", "rain_24h_very_heavy", catalog=make_catalog())
+    pipe = Pipeline(eng.catalog, eng)
+    pipe.process([rain("VP-001", T0, 1.0)])
     t = T0 + 300
-    out = eng.process([rain("VP-001", t, 250.0)], [ind("rain_mm", "24h", "VP-001", t, 251.0)], {"rain": t})
-    by_rule = {a.rule: a for a in out}
-    bad = by_rule["implausible_reading"]
-    assert (bad.state, bad.severity, bad.value, bad.labels["reason"]) == ("firing", "warning", 250.0,
-                                                                         "reading_too_large")
-    assert by_rule["rain_24h_very_heavy"].labels["data_quality"] == "suspect"
-    # a 5-min reading of 40 mm is 480 mm/h over the 10-min floor: implausible rate
-    eng2 = engine_for(rules, "implausible_reading")
-    eng2.process([rain("VP-002", T0, 0.0)], [], {"rain": T0})
-    (a,) = eng2.process([rain("VP-002", T0 + 300, 80.0)], [], {"rain": T0 + 300})
+    out = pipe.process([rain("VP-001", t, 250.0)]).alerts
+    (bad,) = out  # no rain_24h_very_heavy: the 250 mm are not in the sums
+    assert (bad.rule, bad.state, bad.severity, bad.value, bad.labels["reason"]) == (
+        "implausible_reading", "firing", "warning", 250.0, "reading_too_large")
+    assert "data_quality" not in bad.labels
+    # a 5-min reading of 80 mm is 480 mm/h over the 10-min floor: implausible rate
+    eng2 = engine_for(rules, "implausible_reading", catalog=make_catalog())
+    pipe2 = Pipeline(eng2.catalog, eng2)
+    pipe2.process([rain("VP-002", T0, 0.0)])
+    (a,) = pipe2.process([rain("VP-002", T0 + 300, 80.0)]).alerts
     assert a.labels["reason"] == "rate_too_high"
     # plausible readings for an hour → resolved
-    assert eng.process([rain("VP-001", T0 + 1800, 1.0)], [], {"rain": T0 + 1800}) == []
-    (r,) = eng.process([rain("VP-001", T0 + 300 + 3600, 1.0)], [], {"rain": T0 + 300 + 3600})
+    assert pipe.process([rain("VP-001", T0 + 1800, 1.0)]).alerts == []
+    (r,) = pipe.process([rain("VP-001", T0 + 300 + 3600, 1.0)]).alerts
     assert (r.rule, r.state) == ("implausible_reading", "resolved")
 
 

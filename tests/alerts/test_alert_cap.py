@@ -38,7 +38,7 @@ def test_cap_for_a_rain_alert_at_a_station(rules, catalog):
         assert t(info, "cap:certainty") == "Observed"
         assert t(info, "cap:event") and t(info, "cap:headline") and t(info, "cap:description")
         assert t(info, "cap:area/cap:circle") == "21.459,105.646 5.0"  # the rule's radius_km around the gauge
-    assert "Mưa rất to" in t(infos[0], "cap:event") and "123.4" in t(infos[0], "cap:description")
+    assert "Mưa rất to" in t(infos[0], "cap:event") and "123,4 mm" in t(infos[0], "cap:description")
     assert t(infos[0], "cap:area/cap:areaDesc") == "Tam Đảo, Huyện Tam Đảo"
 
 

@@ -29,7 +29,9 @@ def readings(day: int, start_min: int, n: int, mm: float) -> list[dict]:
 
 
 def risk_alert(url: str, severity: str | None = None, state: str | None = None) -> dict | None:
-    got = httpx.get(url + "/api/alerts", params={"rule": "rain_risk_level"}, headers=AS_VIEWER).json()["alerts"]
+    # the commune's level (its district and the province have their own alerts: Decision 18 levels are per area)
+    got = httpx.get(url + "/api/alerts", params={"rule": "rain_risk_level", "unit": "tt-tam-dao"},
+                    headers=AS_VIEWER).json()["alerts"]
     ok = [a for a in got if (severity is None or a["severity"] == severity) and (state is None or a["state"] == state)]
     return ok[0] if ok else None
 

@@ -37,7 +37,8 @@ def rain(entity, t_s, mm24, mm12):
 
 
 def storm(eng, ack_at=None):
-    """A storm over Tam Đảo: level 1 at two gauges, escalation to level 2 then 3 at one, then the end."""
+    """A storm over Tam Đảo: level 1 in two communes (and their district and province), escalation to level 2
+    then 3 in one, then the end (Decision 18 levels are per area: alerts/risk)."""
     steps = [
         (T0, rain("VP-010", T0, 120, 60) + rain("VP-011", T0, 110, 55)),
         (T0 + 600, rain("VP-010", T0 + 600, 250, 120)),
@@ -83,10 +84,10 @@ def test_a_storm_gives_each_alert_a_chain_of_messages(rules, tmp_path):
         assert t(vi, "cap:web") == f"https://ioc.vinhphuc.gov.vn/console#alert={a10.id}"
         assert t(vi, "cap:contact") == "Trực ban IOC: 0211 3 861 861"
         assert parse_ts(t(vi, "cap:expires")) > parse_ts(t(m, "cap:sent"))
-        # a real circle around the gauge, and the official code of its commune (Thị trấn Tam Đảo)
-        assert t(vi, "cap:area/cap:circle") == "21.4573,105.6451 5.0"
+        # the commune's area: a circle around its gauge (no polygon in the demo catalog) and its official code
+        assert t(vi, "cap:area/cap:circle") == "21.4573,105.6451 2.0"
         assert t(vi, "cap:area/cap:geocode/cap:value") == "08908"
-        assert t(vi, "cap:area/cap:areaDesc") == "Trạm đo mưa Tam Đảo, Thị trấn Tam Đảo, Huyện Tam Đảo"
+        assert t(vi, "cap:area/cap:areaDesc") == "Thị trấn Tam Đảo, Huyện Tam Đảo"
     assert [t(m, "cap:info/cap:severity") for m in msgs[:3]] == ["Moderate", "Severe", "Severe"]
     assert "cấp 3" in t(msgs[2], "cap:info/cap:description")  # each message keeps the content it was issued with
     assert "cấp 1" in t(msgs[0], "cap:info/cap:description")
@@ -118,14 +119,15 @@ def test_a_replay_gives_the_same_identifiers_and_bytes(rules):
                        for m in cap_messages(a, eng.history(a.id))] for a in eng.list()}
 
     first, second = run(), run()
-    assert first == second and sorted(len(v) for v in first.values()) == [2, 2, 2, 4]
+    # two gauges' 24 h alerts and Hợp Châu's level (2 messages each); Tam Đảo town, its district, the province (4)
+    assert first == second and sorted(len(v) for v in first.values()) == [2, 2, 2, 4, 4, 4]
 
 
 def test_sent_strictly_increases_when_transitions_share_a_second(rules):
     eng = engine_for(rules, "rain_risk_level", catalog=demo_catalog())
     eng.process([], rain("VP-010", T0, 120, 60), {"rain": T0})
     eng.process([], rain("VP-010", T0, 250, 120), {"rain": T0})  # a correction in the same second: level 2
-    (a,) = eng.list()
+    (a,) = eng.list(unit="tt-tam-dao")
     msgs = all_messages(eng, a)
     assert [t(m, "cap:msgType") for m in msgs] == ["Alert", "Update"]
     assert [parse_ts(t(m, "cap:sent")) for m in msgs] == [T0, T0 + 1]
@@ -246,7 +248,7 @@ def test_the_atom_feed_lists_current_alerts_and_an_allclear_until_it_expires(rul
         return {e.findtext("a:id", namespaces=ATOM): e for e in root.findall("a:entry", ATOM)}
 
     first = entries(feed())
-    assert len(first) == 3
+    assert len(first) == 5  # two communes, their district, the province; the dossier alert
     a10 = eng.list(rule="rain_risk_level", unit="tt-tam-dao")[0]
     links = {e.find("a:link[@rel='alternate']", ATOM).get("href"): e for e in first.values()}
     e10 = links[f"https://ioc.vinhphuc.gov.vn/api/alerts/{a10.id}/cap"]
@@ -255,7 +257,7 @@ def test_the_atom_feed_lists_current_alerts_and_an_allclear_until_it_expires(rul
     assert "cấp 1" in e10.findtext("a:title", namespaces=ATOM)
     scopes = sorted(c.get("term") for e in first.values() for c in e.findall("a:category", ATOM)
                     if c.get("scheme").endswith(":scope"))
-    assert scopes == ["Public", "Public", "Restricted"]
+    assert scopes == ["Public"] * 4 + ["Restricted"]
     english = feed("en")
     assert english.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
     assert "level 1" in entries(english)[e10.findtext("a:id", namespaces=ATOM)].findtext("a:title", namespaces=ATOM)
@@ -272,7 +274,7 @@ def test_the_atom_feed_lists_current_alerts_and_an_allclear_until_it_expires(rul
     assert ended.findtext("a:title", namespaces=ATOM).startswith("Đã kết thúc: ")
     eng.process([], rain("VP-011", T0 + 10 * H, 120, 60), {"rain": T0 + 10 * H})
     assert e10.findtext("a:id", namespaces=ATOM) not in entries(feed())  # past the AllClear's expires
-    assert len(entries(feed())) == 2
+    assert len(entries(feed())) == 4  # Hợp Châu keeps its district and the province at level 1
 
 
 DRILL_RULE = """

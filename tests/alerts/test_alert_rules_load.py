@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from alerts.rules import RuleError, builtin_rules, load_rules, parse_duration, parse_rules
@@ -22,13 +24,25 @@ def test_builtin_pack_has_the_contract_rules_with_bilingual_messages():
     assert q.per == ("queue_counters_open", "now") and q.for_s == 300
 
 
-def test_risk_levels_level1_confirmed_higher_levels_marked_verify():
-    r = builtin_rules().get("rain_risk_level")
-    levels = {lv.level: lv for lv in r.levels}
-    assert set(levels) == {1, 2, 3, 4}
-    assert levels[1].verify is False
-    assert {c.describe() for c in levels[1].any} == {"rain_mm 24h >= 100", "rain_mm 12h >= 50"}
-    assert all(levels[n].verify for n in (2, 3, 4))
+def test_risk_rules_are_decision18_levels_per_area():
+    rs = builtin_rules()
+    for name, article in (("rain_risk_level", 44), ("flash_flood_landslide_risk", 46)):
+        r = rs.get(name)
+        assert (r.kind, r.entity, r.params["article"], r.feeds) == ("risk", "unit", article, ("rain",))
+        assert not r.verify and r.resolved_message["vi"] and r.resolved_message["en"]
+        assert set(r.inputs()) == {("rain_mm", "24h"), ("rain_mm", "12h"), ("rain_day_mm", "rain_day")}
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ("params: {article: 45}", "params.article: expected 44 (heavy rain) or 46"),
+    ("params: {article: 44, tables: x.yaml}", "params: unknown parameter(s) ['tables']"),
+])
+def test_risk_rule_errors(extra, expected):
+    text = f"rules: [{{name: r1, kind: risk, entity: unit, {extra}, message: {{vi: a, en: b}}}}]"
+    with pytest.raises(RuleError, match=re.escape(expected)):
+        parse_rules(text, "bad.yaml")
+    with pytest.raises(RuleError, match="a risk level is an area's: entity: unit"):
+        parse_rules("rules: [{name: r1, kind: risk, entity: station, params: {article: 44}, message: {vi: a, en: b}}]")
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -88,3 +102,14 @@ def test_duplicate_name_across_files(tmp_path):
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("5m", 300), ("1h30m", 5400), ("2d", 172800), (45, 45)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_a_rules_directory_switches_a_builtin_rule_off(tmp_path):
+    from alerts.rules import with_overrides
+
+    (tmp_path / "off.yaml").write_text("rules:\n  - {name: rain_3h_intense, enabled: false}\n", encoding="utf-8")
+    override = load_rules(tmp_path)
+    assert override.disabled == {"rain_3h_intense"} and len(override) == 0
+    merged = with_overrides(builtin_rules(), override)
+    assert merged.get("rain_3h_intense") is None
+    assert merged.get("rain_24h_very_heavy") is not None and len(merged) == len(builtin_rules()) - 1

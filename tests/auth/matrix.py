@@ -79,6 +79,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/alerts/{alert_id}/assign"): Route("operator", lambda ctx: Call({"alert_id": ctx.alert_id},
                                                                                  {"to": "operator"})),
     ("POST", "/api/alerts/{alert_id}/unassign"): Route("operator", lambda ctx: Call({"alert_id": ctx.alert_id})),
+    ("POST", "/api/areas/{unit}/risk-level"): Route("operator", lambda ctx: Call({"unit": "vinh-yen"},
+                                                                                {"level": 2, "reason": "matrix"})),
     ("GET", "/api/silences"): Route("viewer"),
     ("POST", "/api/silences"): Route("operator", lambda ctx: Call(json={"matchers": {"rule": "matrix"},
                                                                         "duration": "1h"})),

@@ -317,7 +317,8 @@ def make_cluster(broker: str, redis_base_url: str, redis_prefix: str, tmp_path: 
             port = free_port()
             n = sum(1 for p in procs if p.name.startswith("worker"))
             cmd = [*IOC, "worker", *common, "--app-id", self.app_id, "--metrics-port", str(port),
-                   "--checkpoint-interval", "0.5", "--batch-within", "0.05", "--batch-size", "40", *extra]
+                   "--checkpoint-interval", "0.5", "--batch-within", "0.05", "--batch-size", "40",
+                   "--rules", str(Path(__file__).parent / "rules"), *extra]
             p = Proc(f"worker{n}", cmd, tmp_path / f"worker{n}.log", env, port)
             procs.append(p)
             if wait:

@@ -22,8 +22,8 @@ def ts(minute: int) -> str:
 
 def make_events(catalog: Catalog, steps: int = 96, seed: int = 7, storm_mm: float = 3.8) -> list[dict]:
     """`steps` 5-minute steps of all feeds (96 = 8 hours).  The storm gauges get `storm_mm`
-    per 5 minutes for 2 hours: 3.8 → 91 mm (rain_risk_level 1); 10 → 240 mm, which escalates
-    rain_risk_level from level 1 (warning) to level 2 (critical, 24 h > 200 mm)."""
+    per 5 minutes for 2 hours: 3.8 → 91 mm (rain_level_station 1); 10 → 240 mm, which escalates
+    rain_level_station (tests/distributed/rules) from level 1 (warning) to level 2 (critical, 24 h > 200 mm)."""
     rng = random.Random(seed)
     stations = sorted(catalog.stations)
     storm = set(stations[::3])  # a third of the gauges get 90 mm in 2 hours

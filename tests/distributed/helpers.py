@@ -6,6 +6,7 @@ import asyncio
 import collections
 import json
 import time
+from pathlib import Path
 
 from ioc.catalog import Catalog
 from ioc.distributed.engine import engine_factory
@@ -14,13 +15,15 @@ from ioc.events import parse_lines
 from streams.pipeline import Pipeline
 
 # rules whose transitions do not depend on where batches are cut, on this input
-ROBUST_RULES = {"rain_3h_intense", "rain_24h_very_heavy", "rain_risk_level", "queue_long"}
+ROBUST_RULES = {"rain_3h_intense", "rain_24h_very_heavy", "rain_level_station", "queue_long"}
+# workers and the embedded reference load the built-in pack plus rules/ (a per-gauge `levels` rule)
+RULES_DIR = Path(__file__).parent / "rules"
 
 
 def embedded(catalog: Catalog, jsonl: bytes, batch: int = 200):
     """Final indicator value per key and every alert, from streams.pipeline.Pipeline in-process."""
     events, _ = parse_lines(jsonl.splitlines())
-    make = engine_factory(None)
+    make = engine_factory(RULES_DIR)
     p = Pipeline(catalog, make(catalog) if make else None)
     latest: dict[tuple, dict] = {}
     alerts: list[dict] = []

@@ -95,11 +95,11 @@ def assert_like_embedded(cluster, catalog, jsonl: bytes, escalations: bool = Fal
         assert not dups, f"transitions produced twice to ioc.alerts: {dups}"
     assert transitions(topic, ROBUST_RULES) == transitions(ref_alerts, ROBUST_RULES)
     if escalations:
-        esc = [a for a in topic if a["rule"] == "rain_risk_level" and a["state"] == "firing"
+        esc = [a for a in topic if a["rule"] == "rain_level_station" and a["state"] == "firing"
                and a.get("labels", {}).get("level") == "2"]
-        want_esc = [a for a in ref_alerts if a["rule"] == "rain_risk_level" and a["state"] == "firing"
+        want_esc = [a for a in ref_alerts if a["rule"] == "rain_level_station" and a["state"] == "firing"
                     and a.get("labels", {}).get("level") == "2"]
-        assert want_esc, "the input escalates rain_risk_level to level 2"
+        assert want_esc, "the input escalates rain_level_station to level 2"
         assert len(esc) == len({a["entity"] for a in want_esc}), (len(esc), len(want_esc))
         # each escalated alert: the level-1 firing and the level-2 escalation, same id
         for a in esc:
@@ -129,7 +129,7 @@ def test_redis_restart_under_running_worker(cluster_on, private_redis, catalog, 
     stays up, shows the outage, resumes by itself, and ends like the embedded core."""
     server = private_redis("--appendonly", "yes", "--appendfsync", "always")
     cluster = cluster_on(server.url)
-    events, jsonl, path = input_file(catalog, tmp_path, storm_mm=10.0)  # storm escalates rain_risk_level 1 → 2
+    events, jsonl, path = input_file(catalog, tmp_path, storm_mm=10.0)  # storm escalates rain_level_station 1 → 2
     w = quarter_way(cluster, path, events)
     assert health(w)["status"] == "ok" and dep_up(w, "redis") == 1
     wait_for(lambda: w.metric("ioc_worker_redis_aof_enabled") == 1, 10, "persistence checked", cluster.logs)

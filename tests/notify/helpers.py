@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alerts.messages import fmt_number
 from ioc.catalog import demo_catalog
 
 CATALOG = demo_catalog()
@@ -59,7 +60,8 @@ def alert(station: str, *, state: str = "firing", severity: str = "warning", val
     return {"type": "alert", "rule": rule, "entity": station, "state": state, "severity": severity, "ts": ts,
             "value": value, "labels": labels or {"hazard": "heavy_rain", **({"unit": unit} if unit else {})},
             "id": f"id-{station}", "incident": incident,
-            "message": {"vi": f"Mưa rất to tại trạm {name}: {value:.1f} mm trong 24 giờ.",
+            # as the engine writes it (alerts/messages.py): Vietnamese numbers in the Vietnamese text
+            "message": {"vi": f"Mưa rất to tại {name}: {fmt_number(value, 'vi', '.1f')} mm trong 24 giờ.",
                         "en": f"Very heavy rain at station {name}: {value:.1f} mm in 24 h."},
             **({"acknowledged": acknowledged} if acknowledged else {})}
 

@@ -79,7 +79,13 @@ def test_storm_notifies_once_per_incident_escalates_unacked_and_survives_sigkill
         env = {"IOC_NOTIFY_CONFIG": str(cfg), "T_SMTP_PW": Smtp.PASSWORD, "T_TG": TELEGRAM_TOKEN, "T_ZL": ZALO_TOKEN,
                "T_SMS": SMS_KEY, "IOC_PUBLIC_URL": "https://ioc.vinhphuc.gov.vn"}
         data = tmp_path / "data"
-        server = ioc_server(data_dir=data, extra_env=env)
+        # the station rules only: the Decision 18 area levels (alerts/rules/decision18.yaml) would add
+        # commune, district and province alerts to the storm, whose routing is not what this test pins
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        (rules / "off.yaml").write_text("rules:\n  - {name: rain_risk_level, enabled: false}\n"
+                                        "  - {name: flash_flood_landslide_risk, enabled: false}\n", encoding="utf-8")
+        server = ioc_server("--rules", str(rules), data_dir=data, extra_env=env)
         storm = [{"kind": "rain", "station": s, "ts": f"2026-10-28T13:{m:02d}:00+07:00", "rain_mm": 7.5}
                  for m in range(5, 60, 5) for s in (*VINH_YEN, *TAM_DAO)]  # 82.5 mm in 3 h: rain_3h_intense
         assert httpx.post(server.url + "/api/ingest", headers=AS_INGEST, json=storm).json()["accepted"] == len(storm)
@@ -115,7 +121,7 @@ def test_storm_notifies_once_per_incident_escalates_unacked_and_survives_sigkill
         assert not any(m["chat_id"] in ("333", "334") for m in providers.telegram)  # not due yet
         server.kill()
         port = server.port
-        server = ioc_server(data_dir=data, port=port, extra_env=env)
+        server = ioc_server("--rules", str(rules), data_dir=data, port=port, extra_env=env)
 
         # escalation after 4 s without an acknowledgement: the province hears of Vĩnh Yên, not of Tam Đảo
         assert wait_for(lambda: any(m["chat_id"] == "333" for m in providers.telegram), 15), server.log()

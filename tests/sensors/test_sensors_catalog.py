@@ -42,9 +42,19 @@ def test_stations_consistent(catalog: Catalog):
         assert catalog.units[s.district].level == "district"
         assert catalog.units[s.commune].level == "commune"
         assert catalog.units[s.commune].parent == s.district
-        assert 1 <= s.region <= 4
+        assert s.terrain in ("midland_mountain", "plain_coastal"), s.id
     mountain = [s for s in catalog.stations.values() if s.district in ("tam-dao", "lap-thach", "song-lo")]
     assert mountain and all(s.susceptibility in ("high", "very_high") for s in mountain)
+    assert all(s.terrain == "midland_mountain" for s in mountain)
+    plain = [s for s in catalog.stations.values() if s.district in ("vinh-tuong", "yen-lac")]
+    assert plain and all(s.terrain == "plain_coastal" for s in plain)
+    # Art. 46 inputs: every commune has both classes, Tam Đảo's higher than the plain's; the province is KV4
+    for u in catalog.units.values():
+        if u.level == "commune":
+            assert u.flash_flood_susceptibility and u.landslide_susceptibility, u.id
+            assert catalog.region_group(u.id) == "KV4"
+    assert all(catalog.susceptibility(c) in ("high", "very_high") for c in catalog.children["tam-dao"])
+    assert all(catalog.susceptibility(c) in ("low", "medium") for c in catalog.children["vinh-tuong"])
 
 
 def test_sites_consistent(catalog: Catalog):

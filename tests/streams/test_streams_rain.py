@@ -16,7 +16,8 @@ from ioc.events import RainEvent
 from ioc.records import round_value
 from ioc.timeutil import parse_ts, rain_day_start
 from streams.core import Outcome
-from streams.rain import RainProcessor, mm_values
+from alerts.detectors import RainLimits
+from streams.rain import QUARANTINED, RainProcessor, mm_values
 
 CAT = parse_catalog(
     """
@@ -48,11 +49,15 @@ def klass(mm: float) -> str:
 
 class Reference:
     """Sequential admission + brute-force windows over the accepted readings,
-    one per natural key (station, ts at 0.01 s), the last value winning."""
+    one per natural key (station, ts at 0.01 s), the last value winning; a
+    reading beyond `RainLimits` (judged on the time since the station's
+    previous reading in arrival order) is held out of the sums (quarantine)."""
 
     def __init__(self) -> None:
         self.w: float | None = None
         self.readings: dict[tuple[str, int], tuple[float, int]] = {}  # key -> (t, hundredths)
+        self.quarantined: dict[tuple[str, int], tuple[float, int]] = {}  # key -> (t, hundredths), out of the sums
+        self.run_last: dict[str, float] = {}  # latest reading per station, in arrival order
         self.pending: list[RainEvent] = []
         self.last: dict[str, float] = {}  # every admitted reading counts for last-seen, kept or not
 
@@ -75,8 +80,24 @@ class Reference:
             tc = round(ev.t * 100)
             h = min(int(np.rint(ev.rain_mm * 100)), 65535)
             key = (ev.station, tc)
+            lt = self.run_last.get(ev.station, -math.inf)
+            why = RainLimits().why(ev.rain_mm, ev.t - lt if ev.t > lt else None)
+            self.run_last[ev.station] = max(lt, ev.t)
             if math.ceil(tc / (G * 100)) <= kw - 864:  # its bucket already left the 72 h ring
                 out.append(Outcome.ACCEPTED)
+                continue
+            if why is not None or key in self.quarantined:
+                qprev, prev = self.quarantined.pop(key, None), self.readings.pop(key, None)
+                qh = round(ev.rain_mm * 100)
+                if why is None:  # a good value for a quarantined key
+                    self.readings[key] = (tc / 100, h)
+                elif qprev is not None and qprev[1] == qh:
+                    self.quarantined[key] = qprev
+                    out.append(Outcome.DUPLICATE)
+                    continue
+                else:
+                    self.quarantined[key] = (tc / 100, qh)
+                out.append(Outcome.ACCEPTED if qprev is None and prev is None else Outcome.CORRECTED)
                 continue
             prev = self.readings.get(key)
             if prev is None:
@@ -117,6 +138,15 @@ class Reference:
             day = sum(h for t, h in mine if start < t)  # every accepted reading is <= w
             out[("rain_day_mm", "rain_day", s)] = (round_value(day / 100), stale)
         return out
+
+    def held_out(self) -> dict[str, float]:
+        """Per station: the quarantined readings still inside the 72 h ring, mm (stations holding some)."""
+        wb = math.ceil(self.w / G) * G
+        tot: dict[str, int] = {}
+        for (s, _), (t, h) in self.quarantined.items():
+            if math.ceil(round(t * 100) / (G * 100)) * G > wb - 72 * 3600:
+                tot[s] = tot.get(s, 0) + h
+        return {s: h / 100 for s, h in tot.items() if h}
 
 
 def as_view(records) -> dict:
@@ -171,8 +201,13 @@ def test_windows_equal_brute_force(batches, use_now):
             assert r.unknown == (r.entity == "XX-9")
         emitted.update(as_view(res.indicators))
         expected = ref.view()
-        assert emitted == expected
-        assert as_view(p.flush()) == expected
+        sums = {k: v for k, v in emitted.items() if k[0] != QUARANTINED}
+        held = {k[2]: v[0] for k, v in emitted.items() if k[0] == QUARANTINED and v[0]}
+        assert sums == expected
+        assert held == ref.held_out()
+        flushed = as_view(p.flush())
+        assert {k: v for k, v in flushed.items() if k[0] != QUARANTINED} == expected
+        assert {k[2]: v[0] for k, v in flushed.items() if k[0] == QUARANTINED} == ref.held_out()
 
 
 @settings(max_examples=40, deadline=None)
@@ -322,7 +357,7 @@ def test_rain_class_boundaries():
 
 
 def test_bucket_saturation_keeps_sums_consistent():
-    p = RainProcessor(CAT)
+    p = RainProcessor(CAT, limits=RainLimits(math.inf, math.inf))  # no quarantine: the buckets' own bound
     p.process([rain("VP-001", T0, 600.0), rain("VP-001", T0 - 1, 100.0), rain("VP-001", T0 + G, 1.0)])
     view = {r.key: r.value for r in p.flush()}
     assert view[("rain_mm", "1h", "VP-001")] == 656.35  # bucket saturated at 655.35, + 1.0
