@@ -198,9 +198,15 @@ def alert_to_cap(alert: Alert, *, catalog=None, rule=None, history: list[dict] |
     `sender_name` and `web` (a base URL) override it."""
     settings = _settings(settings, sender, sender_name, catalog, web)
     msgs = cap_messages(alert, history)
-    i = len(msgs) - 1
-    if identifier is not None:
-        i = next((k for k, m in enumerate(msgs) if m.identifier == identifier), -1)
-        if i < 0:
-            raise KeyError(identifier)
+    i = message_index(msgs, identifier)
     return render_cap(msgs[i], msgs[:i], catalog=catalog, rule=rule, settings=settings, base_url=base_url)
+
+
+def message_index(msgs: list, identifier: str | None) -> int:
+    """Where in an alert's chain the message `identifier` is (None: the latest); KeyError if nowhere."""
+    if identifier is None:
+        return len(msgs) - 1
+    for k, m in enumerate(msgs):
+        if m.identifier == identifier:
+            return k
+    raise KeyError(identifier)

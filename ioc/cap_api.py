@@ -39,11 +39,10 @@ def alert_cap_xml(service: Any, alert: Alert, settings, *, base_url: str | None,
                   identifier: str | None = None) -> bytes:
     """The latest message of the alert, or the one named `identifier` (CapNotFound)."""
     msgs = _messages(service, alert)
-    i = len(msgs) - 1
-    if identifier is not None:
-        i = next((k for k, m in enumerate(msgs) if m.identifier == identifier), -1)
-        if i < 0:
-            raise CapNotFound(identifier)
+    try:
+        i = cap_xml.message_index(msgs, identifier)
+    except KeyError:
+        raise CapNotFound(identifier) from None
     return cap_xml.render_cap(msgs[i], msgs[:i], catalog=getattr(service, "catalog", None), rule=_rule(service, alert),
                       settings=settings, base_url=base_url)
 
