@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace):
     keys = (
         "kafka_url", "redis_url", "redis_prefix", "catalog_path", "rules_dir", "partitions", "app_id",
         "metrics_port", "batch_size", "batch_within_s", "checkpoint_interval_s", "checkpoint_batches",
-        "require_redis_aof",
+        "require_redis_aof", "idle_partition_s",
     )
     return load_settings(**{k: getattr(args, k, None) for k in keys})
 
@@ -181,6 +181,9 @@ def add_commands(sub) -> None:
     w.add_argument("--batch-within", dest="batch_within_s", type=float, default=None, help="max seconds to fill a batch (default 0.2)")
     w.add_argument("--checkpoint-interval", dest="checkpoint_interval_s", type=float, default=None, help="seconds between partition checkpoints (default 2)")
     w.add_argument("--checkpoint-batches", type=int, default=None, help="batches between partition checkpoints (default 50)")
+    w.add_argument("--idle-partition", dest="idle_partition_s", type=float, default=None,
+                   help="seconds a partition may be silent before it gets the feed's watermark from the others "
+                        "(default $IOC_IDLE_PARTITION_S or 10; 0 = off)")
     w.add_argument("--require-redis-aof", action="store_const", const=True, default=None,
                    help="refuse to start unless Redis runs with appendonly yes (default $IOC_REQUIRE_REDIS_AOF; "
                         "without it the worker warns and exports ioc_worker_redis_aof_enabled 0)")

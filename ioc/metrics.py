@@ -208,6 +208,12 @@ class WorkerMetrics:
             registry=r,
         )
         self.checkpoints = Counter("ioc_worker_checkpoints", "Partition checkpoints written.", registry=r)
+        self.ticks = Counter(
+            "ioc_worker_watermark_ticks",
+            "Watermark ticks produced into idle partitions (their gauges silent, the feed's time moving on), by feed.",
+            ["feed"],
+            registry=r,
+        )
         self.checkpoint_seconds = Gauge("ioc_worker_checkpoint_duration_seconds", "Duration of the last checkpoint.", registry=r)
         self.checkpoint_bytes = Gauge("ioc_worker_checkpoint_bytes", "Size of the last checkpoint's state.", registry=r)
         self.batch_size = Histogram(

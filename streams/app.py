@@ -249,6 +249,7 @@ async def housekeeping() -> None:
         await w.probe()
         await w.checkpoint_idle()
         await w.check_positions(_committed)
+        await w.tick_idle(settings.idle_partition_s)
         await _probe_kafka(w)
     except Exception:  # never let the timer die: the next tick retries
         log.exception("housekeeping failed")

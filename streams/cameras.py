@@ -339,6 +339,21 @@ class CameraProcessor:
             outcome = full
         return result.set_outcome(outcome)
 
+    def advance_to(self, t: float) -> ProcessResult:
+        """Move the watermark to t with no reading (an idle partition, docs/scaling.md): the 1 h
+        windows slide and every site's indicators are re-emitted when the minute changed."""
+        result = ProcessResult().set_outcome(np.zeros(0, dtype=np.int8))
+        if self._w is not None and t <= self._w:
+            return result
+        k_new = math.ceil(t / G_S)
+        advanced = k_new != self._k
+        self._advance(k_new)
+        self._w = t
+        self._expire(t)
+        if advanced:
+            result.indicators = self._emit(sorted(range(len(self._sites)), key=self._sites.__getitem__), set(), set())
+        return result
+
     def _move(self, moved: list[tuple[int, int, int, int, int]], k_new: int) -> None:
         """Apply corrections (slot, old row, old waiting, new row, new waiting) to the window state."""
         bsum, bcnt, wsum, wcnt = self._bsum, self._bcnt, self._wsum, self._wcnt

@@ -413,6 +413,16 @@ class DossierProcessor:
             result.indicators = self._emit()
         return result.set_outcome(np.array(outcome, dtype=np.int8))
 
+    def advance_to(self, t: float) -> ProcessResult:
+        """Move the watermark to t with no event (an idle partition, docs/scaling.md): calendar periods
+        roll and deadlines fall due as if another unit's event at t had arrived."""
+        result = ProcessResult().set_outcome(np.zeros(0, dtype=np.int8))
+        if self._w is not None and t <= self._w:
+            return result
+        self._advance(t)
+        result.indicators = self._emit()
+        return result
+
     def _event(self, ev: Any, t: float, late: bool, d: _Dossier | None, j: int | None, vals: tuple) -> None:
         """Apply one admitted event: a new entry (j None) or a correction of entry j of dossier d."""
         did = ev.dossier

@@ -179,6 +179,23 @@ class Pipeline:
                 result.alerts.extend(self.engine.process(accepted, result.indicators, self.watermarks))
         return result
 
+    def advance(self, feed: str, t: float) -> ProcessResult:
+        """Move one feed's watermark to t (epoch s) with no event, then evaluate the alert engine.
+
+        Why: in the distributed mode a partition whose entities are all silent sees no event, so
+        its time would stop while the feed's time moves on in the other partitions; the workers
+        put a watermark tick into its input log instead (ioc.distributed.ticks, docs/scaling.md),
+        and that tick arrives here.  A time at or behind the feed's watermark changes nothing.
+        """
+        processor = self.processors.get(feed)
+        advance_to = getattr(processor, "advance_to", None)
+        if advance_to is None:
+            return ProcessResult().set_outcome(np.zeros(0, dtype=OUTCOME_DTYPE))
+        result = advance_to(t)
+        if self.engine is not None:
+            result.alerts.extend(self.engine.process([], result.indicators, self.watermarks))
+        return result
+
     def flush(self) -> list[Indicator]:
         """Every current indicator at each feed's watermark."""
         out: list[Indicator] = []

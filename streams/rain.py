@@ -400,7 +400,32 @@ class RainProcessor:
             if late_k.any():
                 late_rows = self._late_rows(rows_k[late_k], k_k[late_k], k_new)
 
-        # ------------------------------------------------------------ emission
+        self._emit_changed(result, rows, late_rows, w_new, advanced)
+        if idx is not None:
+            full = np.full(n_in, _REJ, dtype=np.int8)
+            full[idx] = outcome
+            outcome = full
+        return result.set_outcome(outcome)
+
+    def advance_to(self, t: float) -> ProcessResult:
+        """Move the watermark to t with no reading: the partition's gauges are silent while the feed's
+        time moves on elsewhere (docs/scaling.md, idle partitions).  Windows slide and stale flags
+        change exactly as if another station's reading at t had arrived."""
+        result = ProcessResult().set_outcome(np.zeros(0, dtype=np.int8))
+        if self._w is not None and t <= self._w:
+            return result
+        k_new = math.ceil(t / G_S)
+        ds_new = int(rain_day_start(t)) // G_S
+        advanced = k_new != self._k or ds_new != self._ds
+        if advanced:
+            self._advance(k_new, ds_new)
+        self._w = t
+        self._emit_changed(result, np.zeros(0, dtype=np.int64), None, t, advanced)
+        return result
+
+    def _emit_changed(self, result: ProcessResult, rows: np.ndarray, late_rows: Any, w_new: float,
+                      advanced: bool) -> None:
+        """The indicators of the stations `rows` touched, or of every station when the windows moved."""
         n = len(self._ids)
         has = self._last_t[:n] > -np.inf
         stale = has & ((w_new - self._last_t[:n]) >= STALE_S)
@@ -415,11 +440,6 @@ class RainProcessor:
             result.indicators += self._quarantine_indicators(sorted(self._q_changed, key=self._rank.__getitem__),
                                                              stale, format_ts(w_new))
             self._q_changed = set()
-        if idx is not None:
-            full = np.full(n_in, _REJ, dtype=np.int8)
-            full[idx] = outcome
-            outcome = full
-        return result.set_outcome(outcome)
 
     # ---------------------------------------------------------------- quarantine
     def _suspects(self, rows: np.ndarray, t: np.ndarray, rain: np.ndarray, sus: np.ndarray) -> dict[int, str]:

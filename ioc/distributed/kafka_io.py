@@ -153,6 +153,11 @@ class _BatchingProducer:
         return sent
 
 
+    async def send_to(self, topic: str, partition: int, value: bytes) -> None:
+        """One record into one given partition (a watermark tick: ioc.distributed.ticks); waits for the ack."""
+        await (await self.producer.send(topic, value, partition=partition))
+
+
 class EventProducer(_BatchingProducer):
     def __init__(self, kafka_url: str, catalog: Catalog) -> None:
         super().__init__(kafka_url, acks="all")

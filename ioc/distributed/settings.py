@@ -32,6 +32,7 @@ ENV = {
     "cut_every": "IOC_CUT_EVERY",
     "require_redis_aof": "IOC_REQUIRE_REDIS_AOF",
     "kafka_idempotence": "IOC_KAFKA_IDEMPOTENCE",
+    "idle_partition_s": "IOC_IDLE_PARTITION_S",
 }
 
 
@@ -54,6 +55,7 @@ class DistSettings:
     cut_every: int = 0  # > 0: the core's batches also end where input offset // cut_every changes
     require_redis_aof: bool = False  # refuse to start when Redis runs without appendonly (docs/scaling.md)
     kafka_idempotence: bool = False  # idempotent output producer: needs a broker with InitProducerId (Apache Kafka)
+    idle_partition_s: float = 10.0  # a partition silent this long gets the feed's watermark (0 = off; docs/scaling.md)
 
     def to_env(self) -> dict[str, str]:
         out: dict[str, str] = {}

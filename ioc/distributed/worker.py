@@ -59,6 +59,7 @@ from typing import Any, Callable, Protocol, Sequence
 from ioc.catalog import Catalog
 from ioc.metrics import WorkerMetrics
 from ioc.distributed.partitioning import FEED_OF_TOPIC, partition_catalog
+from ioc.distributed.ticks import PartitionClock, encode_tick, parse_tick, tick_due
 from ioc.distributed.redis_store import TRANSIENT as REDIS_TRANSIENT, Fenced, RedisStore, StateLost, alert_id, transition_of
 from ioc.errors import Reason, Rejection
 from ioc.events import Event, feed_of, parse_event
@@ -196,6 +197,8 @@ class Owned:
     seek_at: float = 0.0
     rewound: bool = False  # ioc.alerts transitions since the checkpoint already marked as published
     rewind_until: int = -1  # the committed offset a rewind was started for (not one per timer tick)
+    last_input: float = field(default_factory=time.monotonic)  # monotonic time of its last fresh message
+    last_tick: float | None = None  # event time of the last watermark tick produced for it
 
     @property
     def tp(self) -> tuple[str, int]:
@@ -565,6 +568,20 @@ class PartitionWorker:
         for chunk in chunks:
             events: list[Event] = []
             for m in chunk:
+                tick = parse_tick(m.value)
+                if tick is not None:  # the feed's time, from a worker that saw this partition idle
+                    if tick[0] == owned.feed:
+                        if events:
+                            result = owned.pipeline.process(events, now)
+                            indicators.extend(result.indicators)
+                            alerts.extend(result.alerts)
+                            rejections.extend(result.rejections)
+                            accepted += result.accepted
+                            events = []
+                        result = owned.pipeline.advance(owned.feed, tick[1])
+                        indicators.extend(result.indicators)
+                        alerts.extend(result.alerts)
+                    continue
                 out = parse_event(m.value or b"", m.offset)
                 if isinstance(out, Rejection):
                     rejections.append(out)
@@ -589,6 +606,7 @@ class PartitionWorker:
         self.metrics.batch_size.observe(len(fresh))
         await self._publish(owned, indicators, alerts, cuts)
         owned.offset = fresh[-1].offset
+        owned.last_input = time.monotonic()
         owned.batches_since += 1
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         if self._due(owned):
@@ -652,6 +670,31 @@ class PartitionWorker:
                             await self._checkpoint(owned)
                         except Fenced:
                             pass
+
+    async def tick_idle(self, idle_after_s: float) -> int:
+        """Timer: a watermark tick into each owned partition idle for `idle_after_s` (wall clock) while
+        the feed's watermark (all partitions, from Redis) is ahead of it (ioc.distributed.ticks).
+        Needs the records producer; `idle_after_s` ≤ 0 turns ticks off.  Returns the ticks sent."""
+        if self.producer is None or idle_after_s <= 0 or not self.owned:
+            return 0
+        send_to = getattr(self.producer, "send_to", None)
+        if send_to is None:
+            return 0
+        feed_wm = await self.store.watermarks()
+        now, sent = time.monotonic(), 0
+        for owned in list(self.owned.values()):
+            if owned.fenced or owned.seeking is not None or owned.carry or owned.lock.locked():
+                continue
+            clock = PartitionClock(owned.feed, owned.pipeline.watermarks.get(owned.feed), now - owned.last_input,
+                                   owned.last_tick)
+            t = tick_due(clock, feed_wm.get(owned.feed), idle_after_s)
+            if t is None:
+                continue
+            await send_to(owned.topic, owned.partition, encode_tick(owned.feed, t))
+            owned.last_tick = t
+            self.metrics.ticks.labels(owned.feed).inc()
+            sent += 1
+        return sent
 
     async def probe(self) -> None:
         """Timer: PING Redis (an outage shows in health even with no traffic); re-write what Redis
