@@ -23,6 +23,13 @@ Every rule has `message: {vi, en}` (firing) and may have `resolved_message:
 {vi, en}` (what ended); both are rendered by alerts/messages.py, and their
 placeholders and formats are checked here against what the engine passes.
 
+A rules directory (`ioc run --rules DIR`, IOC_RULES_DIR) is applied over the
+built-in pack by `with_overrides`: a rule there replaces the built-in rule of
+the same name, `enabled: false` switches one off, and a rule with a name of
+its own must say `new: true` (an unknown name without it, or `new: true` on a
+built-in's name, is an error with the closest built-in name suggested), so a
+typo never silently adds a second rule.
+
 Loading validates everything up front and raises one RuleError listing every
 problem as ``FILE: rule 'NAME': FIELD: what is wrong``.  Pure: no I/O beyond
 reading the files it is asked to read, no clock.
@@ -39,6 +46,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from alerts.messages import check_template
+from ioc.errors import UserError
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -74,7 +82,7 @@ _KIND_FIELDS = {
 }
 
 
-class RuleError(ValueError):
+class RuleError(UserError):
     """Invalid rule file(s); the message names file, rule and what is wrong."""
 
 
@@ -177,6 +185,9 @@ class Rule:
     cap: dict[str, str] = field(default_factory=dict)
     # text when the alert ends (alerts/messages.py); empty: the last firing text stays
     resolved_message: dict[str, str] = field(default_factory=dict)
+    # a rules directory's rule that adds to the built-in pack (else its name must be a built-in's: a typo
+    # would otherwise silently add a second rule next to the one meant to be replaced)
+    new: bool = False
 
     def inputs(self) -> list[tuple[str, str]]:
         """(indicator, window) pairs the rule reads, in a stable order."""
@@ -207,6 +218,7 @@ class Rule:
 class RuleSet:
     rules: tuple[Rule, ...]
     disabled: frozenset[str] = frozenset()  # names marked `enabled: false`: they switch a built-in rule off
+    disabled_in: dict[str, str] = field(default_factory=dict, compare=False)  # disabled name → its file
 
     def __iter__(self):
         return iter(self.rules)
@@ -252,7 +264,7 @@ class _Ctx:
 _RULE_KEYS = {
     "name", "kind", "entity", "severity", "message", "feed", "feeds", "indicator", "window", "per", "op",
     "threshold", "clear", "for", "keep_firing_for", "levels", "labels", "hazard", "params", "verify",
-    "description", "enabled", "cap", "resolved_message",
+    "description", "enabled", "cap", "resolved_message", "new",
 }
 
 
@@ -425,6 +437,9 @@ def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
     if not isinstance(verify, bool):
         ctx.err("verify", f"expected true or false, got {verify!r}")
         verify = False
+    new = raw.get("new", False)
+    if not isinstance(new, bool):
+        ctx.err("new", f"expected true or false, got {new!r}")
     feeds_raw = raw.get("feeds", raw.get("feed"))
     feeds: tuple[str, ...] = ()
     if feeds_raw is not None:
@@ -563,7 +578,7 @@ def _parse_rule(ctx: _Ctx, raw: Any, index: int) -> Rule | None:
         name=name, kind=kind, entity=entity, severity=severity, message=message, source=ctx.source,
         feeds=feeds, for_s=for_s, keep_firing_for_s=keep_s, labels=labels, hazard=hazard, params=dict(params),
         verify=verify, description=str(raw.get("description", "")), cap=cap,
-        resolved_message=resolved_message, **kw,
+        resolved_message=resolved_message, new=new is True, **kw,
     )
 
 
@@ -664,6 +679,7 @@ def load_rules(*paths: str | Path) -> RuleSet:
     errors: list[str] = []
     rules: list[Rule] = []
     disabled: set[str] = set()
+    disabled_in: dict[str, str] = {}
     seen: dict[str, str] = {}
     for f in _rule_files(paths):
         try:
@@ -676,6 +692,8 @@ def load_rules(*paths: str | Path) -> RuleSet:
         except RuleError as exc:
             errors.append(str(exc))
             continue
+        for name in disabled:
+            disabled_in.setdefault(name, str(f))
         for r in parsed:
             if r.name in seen:
                 errors.append(f"{f}: rule {r.name!r}: defined twice (also in {seen[r.name]})")
@@ -685,7 +703,7 @@ def load_rules(*paths: str | Path) -> RuleSet:
     if errors:
         raise RuleError("\n".join(errors))
     _check_set(rules)
-    return RuleSet(tuple(rules), frozenset(disabled))
+    return RuleSet(tuple(rules), frozenset(disabled), disabled_in)
 
 
 def _check_set(rules: list[Rule]) -> None:
@@ -708,9 +726,35 @@ def builtin_rules() -> RuleSet:
 
 def with_overrides(base: RuleSet, override: RuleSet) -> RuleSet:
     """`base` with rules of the same name replaced by `override`'s, new ones appended, and those
-    `override` marks `enabled: false` left out."""
+    `override` marks `enabled: false` left out.  An override rule must name a rule of `base` unless it
+    is marked `new: true` (and then must not): a typo is an error, not a second rule."""
+    _check_names(base, override)
     by_name = {r.name: r for r in override}
     out = [by_name.pop(r.name, r) for r in base if r.name not in override.disabled]
     out.extend(r for r in override if r.name in by_name)
     _check_set(out)
     return RuleSet(tuple(out))
+
+
+def _check_names(base: RuleSet, override: RuleSet) -> None:
+    import difflib
+
+    known = base.names
+    errors: list[str] = []
+
+    def unknown(name: str, source: str, fix: str) -> str:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        return f"unknown rule {name!r} in {source}{hint} {fix}"
+
+    for r in override:
+        if r.new and r.name in known:
+            errors.append(f"{r.source}: rule {r.name!r} is marked `new: true` but a built-in rule has that name: "
+                          "rename it, or remove `new: true` to replace the built-in rule")
+        elif not r.new and r.name not in known:
+            errors.append(unknown(r.name, r.source, "To add a new rule, set `new: true`"))
+    for name in sorted(override.disabled - set(known)):
+        errors.append(unknown(name, override.disabled_in.get(name, "the rules directory"),
+                              "(`enabled: false` switches off a built-in rule by its name)"))
+    if errors:
+        raise RuleError("\n".join(errors))

@@ -15,6 +15,8 @@ import msgspec
 import yaml
 from msgspec import Meta, Struct
 
+from ioc.errors import UserError
+
 Level = Literal["province", "district", "commune"]
 Susceptibility = Literal["low", "medium", "high", "very_high"]
 Terrain = Literal["midland_mountain", "plain_coastal"]  # Decision 18/2021 Art. 44 (docs/domain.md §2)
@@ -74,6 +76,8 @@ def _check_unit(u: Unit, source: str) -> None:
         for lat, lon in pts:
             if not (-90 <= lat <= 90 and -180 <= lon <= 180):
                 raise CatalogError(f"{where}.polygon: [{lat}, {lon}] is not a latitude, longitude pair")
+            if not _in_vietnam(lat, lon):
+                raise CatalogError(f"{where}.polygon: [{lat}, {lon}] is outside Vietnam (points are [lat, lon])")
     if u.level != "commune" and (u.flash_flood_susceptibility or u.landslide_susceptibility):
         raise CatalogError(f"{where}: susceptibility classes belong to communes, not to a {u.level}")
     _check_former_province(u.former_province, f"{where}.former_province")
@@ -127,8 +131,63 @@ class CatalogFile(Struct, kw_only=True):
     region_group: RegionGroup | None = None
 
 
-class CatalogError(ValueError):
-    pass
+class CatalogError(UserError):
+    """A catalog that cannot be used; the message names the file, the entry and the field."""
+
+
+# Vietnam with its islands (Hoàng Sa, Trường Sa): a point outside is a typo or swapped lat/lon
+VN_LAT = (6.0, 23.5)
+VN_LON = (102.0, 118.0)
+
+
+def _in_vietnam(lat: float, lon: float) -> bool:
+    return VN_LAT[0] <= lat <= VN_LAT[1] and VN_LON[0] <= lon <= VN_LON[1]
+
+
+def _check_point(lat: float | None, lon: float | None, where: str) -> None:
+    if lat is None and lon is None:
+        return
+    if lat is None or lon is None:
+        raise CatalogError(f"{where}: give both lat and lon, or neither")
+    if not _in_vietnam(lat, lon):
+        hint = "; lat and lon look swapped" if _in_vietnam(lon, lat) else ""
+        raise CatalogError(f"{where}.lat/lon: ({lat:g}, {lon:g}) is outside Vietnam (lat {VN_LAT[0]:g}..{VN_LAT[1]:g}, "
+                           f"lon {VN_LON[0]:g}..{VN_LON[1]:g}){hint}")
+
+
+def _check_targets(t: Targets, source: str) -> None:
+    """Targets are fractions 0..1; a percentage is the usual mistake."""
+    for name in ("on_time_rate", "online_rate", "digitization_rate", "online_payment_rate"):
+        v = getattr(t, name)
+        if 0.0 <= v <= 1.0:
+            continue
+        fix = f": write {v / 100:g}" if 1.0 < v <= 100.0 else ""
+        raise CatalogError(f"{source}: targets.{name}: {v:g} is not a fraction between 0 and 1{fix}")
+
+
+def _check_site(site: Site, units: dict, source: str) -> None:
+    where = f"{source}: sites[{site.id}]"
+    if site.unit is not None and site.unit not in units:
+        raise CatalogError(f"{where}.unit: {site.unit!r} is not a unit in the catalog")
+    if site.counters < 1:
+        raise CatalogError(f"{where}.counters: {site.counters} must be 1 or more")
+    for name in ("waiting_per_counter_max", "service_minutes_per_person"):
+        if not getattr(site, name) > 0:
+            raise CatalogError(f"{where}.{name}: {getattr(site, name):g} must be above 0")
+    _check_point(site.lat, site.lon, where)
+
+
+def _check_station(s: Station, units: dict, source: str) -> None:
+    where = f"{source}: stations[{s.id}]"
+    for name, level in (("district", "district"), ("commune", "commune")):
+        uid = getattr(s, name)
+        if uid is None:
+            continue
+        if uid not in units:
+            raise CatalogError(f"{where}.{name}: {uid!r} is not a unit in the catalog")
+        if units[uid].level != level:
+            raise CatalogError(f"{where}.{name}: {uid!r} is a {units[uid].level}, not a {level}")
+    _check_point(s.lat, s.lon, where)
 
 
 class Catalog:
@@ -149,9 +208,13 @@ class Catalog:
         self.stations = _index(data.stations, "stations", source)
         self.units = _index(data.units, "units", source)
         self.sites = _index(data.sites, "sites", source)
+        _check_targets(data.targets, source)
         self.camera_site: dict[str, str] = {}
         for site in data.sites:
             for cam in site.cameras:
+                if cam in self.camera_site:
+                    raise CatalogError(f"{source}: sites[{site.id}].cameras: camera {cam!r} is already a camera of "
+                                       f"site {self.camera_site[cam]!r} (a camera belongs to one site)")
                 self.camera_site[cam] = site.id
         codes: dict[str, str] = {}
         for u in data.units:
@@ -168,9 +231,9 @@ class Catalog:
             if u.parent:
                 self.children.setdefault(u.parent, []).append(u.id)
         for s in data.stations:
-            if s.commune is not None and s.commune in self.units and self.units[s.commune].level != "commune":
-                raise CatalogError(f"{source}: stations[{s.id}].commune: {s.commune!r} is a {self.units[s.commune].level}, "
-                                   "not a commune")
+            _check_station(s, self.units, source)
+        for site in data.sites:
+            _check_site(site, self.units, source)
 
     def region_group(self, unit_id: str) -> str | None:
         """Art. 46 group (KV1–KV4) of a unit: its own or nearest ancestor's, else the province's; None: no group."""

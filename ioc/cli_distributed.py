@@ -16,25 +16,41 @@ import os
 import sys
 from pathlib import Path
 
+from ioc import cli_types as t
+
 
 def _common(p: argparse.ArgumentParser, redis: bool = True) -> None:
     p.add_argument("--kafka", dest="kafka_url", default=None, help="Kafka bootstrap URL, e.g. kafka://127.0.0.1:9092 (default $IOC_KAFKA_URL)")
     if redis:
         p.add_argument("--redis", dest="redis_url", default=None, help="Redis URL (default $IOC_REDIS_URL or redis://127.0.0.1:6379/0)")
         p.add_argument("--redis-prefix", default=None, help="prefix of every Redis key (default $IOC_REDIS_PREFIX or 'ioc')")
-    p.add_argument("--catalog", dest="catalog_path", type=Path, default=None, help="catalog YAML (default $IOC_CATALOG or the demo province)")
-    p.add_argument("--partitions", type=int, default=None, help="partitions of the topics when they are created (default $IOC_PARTITIONS or 4)")
+    p.add_argument("--catalog", dest="catalog_path", type=t.readable_file, default=None, help="catalog YAML (default $IOC_CATALOG or the demo province)")
+    p.add_argument("--partitions", type=t.positive_int, default=None, help="partitions of the topics when they are created (default $IOC_PARTITIONS or 4)")
 
 
 def _settings(args: argparse.Namespace):
-    from ioc.distributed.settings import load_settings
+    from ioc.config import input_paths
+    from ioc.distributed.settings import ENV, _conv, load_settings
+    from ioc.errors import UserError
 
     keys = (
         "kafka_url", "redis_url", "redis_prefix", "catalog_path", "rules_dir", "partitions", "app_id",
         "metrics_port", "batch_size", "batch_within_s", "checkpoint_interval_s", "checkpoint_batches",
         "require_redis_aof", "idle_partition_s",
     )
-    return load_settings(**{k: getattr(args, k, None) for k in keys})
+    flags = {k: getattr(args, k, None) for k in keys}
+    for field, var in ENV.items():  # a bad IOC_* value names the variable, before anything starts
+        raw = os.environ.get(var)
+        if flags.get(field) is not None or not raw:
+            continue
+        try:
+            _conv(field, raw)
+        except ValueError:
+            raise UserError(f"{var}={raw!r}: expected a number (fix it or unset {var})") from None
+    flags["catalog_path"], rules_dir = input_paths(flags["catalog_path"], flags["rules_dir"])
+    if hasattr(args, "rules_dir"):  # only the worker evaluates rules
+        flags["rules_dir"] = rules_dir
+    return load_settings(**flags)
 
 
 def _catalog(path: Path | None):
@@ -52,7 +68,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         s = replace(s, kafka_output=False)
     os.environ.update(s.to_env())
     os.environ.setdefault("IOC_LOG_LEVEL", args.log_level)
-    _catalog(s.catalog_path)  # fail early, with a clear message, on a bad catalog
+    _catalog(s.catalog_path)  # fail early, with a clear message, on a bad catalog or rules
+    from ioc.wiring import build_rules
+
+    build_rules(s.rules_dir)
     from streams.app import main
 
     main()
@@ -67,6 +86,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     s = _settings(args)
     catalog = _catalog(s.catalog_path)
+    listener = t.bind_listener(args.host, args.port)  # a port in use: one line, before anything is printed
     backend = RedisBackend(s, catalog)
     from ioc.alerts_api import install_token_redaction
     from ioc.auth.setup import redis_authenticator
@@ -84,7 +104,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}"
         print(f"IOC api (Redis-fed): wall {url}/  metrics {url}/metrics  redis prefix {s.redis_prefix!r}", flush=True)
         try:
-            await server(app, args.host, args.port, args.log_level).serve()
+            await server(app, args.host, args.port, args.log_level).serve(sockets=[listener])
         finally:
             await backend.stop()
             auth.close()
@@ -174,21 +194,21 @@ def add_commands(sub) -> None:
         "publish to ioc.indicators/ioc.alerts and Redis. Same as `faust -A streams.app worker` with IOC_* set.",
     )
     _common(w)
-    w.add_argument("--rules", dest="rules_dir", type=Path, default=None, help="directory of alert rule YAML files")
+    w.add_argument("--rules", dest="rules_dir", type=t.rules_path, default=None, help="directory of alert rule YAML files")
     w.add_argument("--app-id", default=None, help="Faust app id = Kafka consumer group (default $IOC_APP_ID or ioc-monitor)")
-    w.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port of this worker (default 9108; 0 = off)")
-    w.add_argument("--batch-size", type=int, default=None, help="events per take() batch (default 2000)")
-    w.add_argument("--batch-within", dest="batch_within_s", type=float, default=None, help="max seconds to fill a batch (default 0.2)")
-    w.add_argument("--checkpoint-interval", dest="checkpoint_interval_s", type=float, default=None, help="seconds between partition checkpoints (default 2)")
-    w.add_argument("--checkpoint-batches", type=int, default=None, help="batches between partition checkpoints (default 50)")
-    w.add_argument("--idle-partition", dest="idle_partition_s", type=float, default=None,
+    w.add_argument("--metrics-port", type=t.tcp_port_or_off, default=None, help="Prometheus /metrics port of this worker (default 9108; 0 = off)")
+    w.add_argument("--batch-size", type=t.positive_int, default=None, help="events per take() batch (default 2000)")
+    w.add_argument("--batch-within", dest="batch_within_s", type=t.positive_float, default=None, help="max seconds to fill a batch (default 0.2)")
+    w.add_argument("--checkpoint-interval", dest="checkpoint_interval_s", type=t.positive_float, default=None, help="seconds between partition checkpoints (default 2)")
+    w.add_argument("--checkpoint-batches", type=t.positive_int, default=None, help="batches between partition checkpoints (default 50)")
+    w.add_argument("--idle-partition", dest="idle_partition_s", type=t.non_negative_float, default=None,
                    help="seconds a partition may be silent before it gets the feed's watermark from the others "
                         "(default $IOC_IDLE_PARTITION_S or 10; 0 = off)")
     w.add_argument("--require-redis-aof", action="store_const", const=True, default=None,
                    help="refuse to start unless Redis runs with appendonly yes (default $IOC_REQUIRE_REDIS_AOF; "
                         "without it the worker warns and exports ioc_worker_redis_aof_enabled 0)")
     w.add_argument("--no-kafka-output", action="store_true", help="publish records to Redis only, not to ioc.indicators/ioc.alerts")
-    w.add_argument("--log-level", default="warning", help="log level (default warning)")
+    w.add_argument("--log-level", default="warning", choices=t.LOG_LEVELS[:-1], help="log level (default warning)")
     w.set_defaults(func=cmd_worker)
 
     a = sub.add_parser(
@@ -198,8 +218,8 @@ def add_commands(sub) -> None:
     )
     _common(a)
     a.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    a.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    a.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    a.add_argument("--port", type=t.tcp_port, default=8000, help="port to listen on (default 8000)")
+    a.add_argument("--log-level", default="warning", choices=t.LOG_LEVELS, help="uvicorn log level (default warning)")
     a.set_defaults(func=cmd_api)
 
     i = sub.add_parser(
@@ -209,7 +229,7 @@ def add_commands(sub) -> None:
     )
     i.add_argument("files", nargs="+", type=Path, help="JSONL files of input events")
     _common(i, redis=False)
-    i.add_argument("--chunk", type=int, default=10000, help="lines per produced batch (default 10000)")
+    i.add_argument("--chunk", type=t.positive_int, default=10000, help="lines per produced batch (default 10000)")
     i.set_defaults(func=cmd_ingest)
 
     m = sub.add_parser(
@@ -219,8 +239,8 @@ def add_commands(sub) -> None:
     )
     _common(m, redis=False)
     m.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
-    m.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)")
-    m.add_argument("--backfill-h", type=float, default=12.0, help="hours of history published at start (default 12)")
-    m.add_argument("--tick", dest="tick_s", type=float, default=0.5, help="real seconds between batches (default 0.5)")
-    m.add_argument("--duration", dest="duration_s", type=float, default=None, help="stop after this many real seconds (default: run forever)")
+    m.add_argument("--speed", type=t.positive_float, default=60.0, help="simulated seconds per real second (default 60)")
+    m.add_argument("--backfill-h", type=t.non_negative_float, default=12.0, help="hours of history published at start (default 12)")
+    m.add_argument("--tick", dest="tick_s", type=t.positive_float, default=0.5, help="real seconds between batches (default 0.5)")
+    m.add_argument("--duration", dest="duration_s", type=t.non_negative_float, default=None, help="stop after this many real seconds (default: run forever)")
     m.set_defaults(func=cmd_simulate)

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ioc.errors import UserError
+
 
 class Secret:
     __slots__ = ("_value",)
@@ -64,8 +66,32 @@ class Config:
         return {role: secret.reveal() for role, secret in pairs if secret}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A setting that cannot be used; the message names it."""
+
+
+def _env_path(name: str, problem_of) -> Path | None:
+    """An IOC_* path, checked now (a bad one names the variable, before anything starts)."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    path = Path(raw)
+    problem = problem_of(path)
+    if problem:
+        raise ConfigError(f"{name}={raw}: {problem}; fix the path or unset {name}")
+    return path
+
+
+def input_paths(catalog_path: Path | None = None, rules_dir: Path | None = None) -> tuple[Path | None, Path | None]:
+    """The catalog and rules of every command: the flags, else IOC_CATALOG / IOC_RULES_DIR, else the
+    built-ins (None)."""
+    from ioc.cli_types import file_problem, rules_problem
+
+    if catalog_path is None:
+        catalog_path = _env_path("IOC_CATALOG", file_problem)
+    if rules_dir is None:
+        rules_dir = _env_path("IOC_RULES_DIR", rules_problem)
+    return catalog_path, rules_dir
 
 
 def _env_float(name: str, minimum: float, maximum: float) -> float | None:
@@ -106,14 +132,17 @@ def _env_secret(name: str) -> Secret | None:
 
 def build_config(**flags) -> Config:
     """Flags win over environment (IOC_*); the demo's tokens are principals in its data dir (ioc.auth)."""
-    env = os.environ
     values = {k: v for k, v in flags.items() if v is not None}
-    if "data_dir" not in values and env.get("IOC_DATA_DIR"):
-        values["data_dir"] = Path(env["IOC_DATA_DIR"])
-    if "catalog_path" not in values and env.get("IOC_CATALOG"):
-        values["catalog_path"] = Path(env["IOC_CATALOG"])
-    if "rules_dir" not in values and env.get("IOC_RULES_DIR"):
-        values["rules_dir"] = Path(env["IOC_RULES_DIR"])
+    if "data_dir" not in values:
+        from ioc.cli_types import writable_dir_problem
+
+        data_dir = _env_path("IOC_DATA_DIR", writable_dir_problem)
+        if data_dir is not None:
+            values["data_dir"] = data_dir
+    catalog_path, rules_dir = input_paths(values.get("catalog_path"), values.get("rules_dir"))
+    for key, path in (("catalog_path", catalog_path), ("rules_dir", rules_dir)):
+        if path is not None:
+            values[key] = path
     viewer = _env_secret("IOC_VIEWER_TOKEN")
     operator = _env_secret("IOC_OPERATOR_TOKEN")
     values.setdefault("viewer_token", viewer)

@@ -47,3 +47,10 @@ class Rejection(msgspec.Struct, frozen=True):
             "position": self.position,
             "raw": self.raw.decode("utf-8", "replace"),
         }
+
+
+class UserError(ValueError):
+    """A mistake in what the user gave (a flag, an IOC_* variable, a catalog or rules file).
+
+    `ioc` prints it as one line `ioc: error: MESSAGE` and exits 2 (ioc.cli.main), so
+    the message says what is wrong, where (file, entry, field) and how to fix it."""

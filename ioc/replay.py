@@ -96,10 +96,10 @@ def _why(exc: OSError) -> str:
 class InputFiles:
     """The reader behind `ioc replay` and `ioc backtest`: file checks, bad lines to stderr, exit status."""
 
-    def __init__(self, files: list[Path], prog: str, stderr: IO[str] = sys.stderr) -> None:
+    def __init__(self, files: list[Path], prog: str, stderr: IO[str] | None = None) -> None:
         self.files = files
         self.prog = prog
-        self.stderr = stderr
+        self.stderr = stderr if stderr is not None else sys.stderr  # at call time: tests swap sys.stderr
         self.errors: list[str] = []
         self.unopened = False
 
@@ -132,8 +132,11 @@ class InputFiles:
 
 
 def replay(files: list[Path], catalog: Catalog, emit: Path | None = None, rules_dir: Path | None = None,
-           stderr: IO[str] = sys.stderr, stdout: IO[str] = sys.stdout) -> int:
+           stderr: IO[str] | None = None, stdout: IO[str] | None = None) -> int:
     from ioc.wiring import build_pipeline, build_replay_engine
+
+    stderr = stderr if stderr is not None else sys.stderr  # at call time, not import time
+    stdout = stdout if stdout is not None else sys.stdout
 
     inputs = InputFiles(files, "replay", stderr)
     if not inputs.check():

@@ -1,8 +1,9 @@
 """OGC SensorThings API (MQTT push) subscriber for rain observations.
 
-Subscribes to `{topic_prefix}/Datastreams({id})/Observations` for every
-configured Datastream and maps each Observation to a RainEvent through the
-Datastream map (Datastream id → station id; `kind` is "rain", the only
+Subscribes to `{prefix}/Datastreams({id})/Observations` for every
+configured Datastream under every topic prefix (default both `v1.0` and
+`v1.1`: a server publishes under its API version) and maps each
+Observation to a RainEvent through the Datastream map (Datastream id → station id; `kind` is "rain", the only
 kind a SensorThings rain gauge feeds here; `factor` converts the result to
 mm, e.g. 0.1 for a count of 0.1 mm tips):
 
@@ -16,10 +17,12 @@ Observation payload (SensorThings 1.1 §8.2.2, only what we need):
      "resultTime": "2026-10-28T13:10:04+07:00", ...}
 
 `phenomenonTime` may be an ISO 8601 interval: the reading is the rain that
-fell in it, so its end is the event time (`start/end` → end, `start/PT5M`
+fell in it, so its END is the event time (`start/end` → end, `start/PT5M`
 → start + 5 min, `PT5M/end` → end; durations in weeks, days, hours,
-minutes, seconds).  `result` is the rain in the interval (mm after
-`factor`).  The event is then built through ioc.events.parse_event, so the
+minutes, seconds; years and months are refused, their length varies).
+The interval's length is checked but not kept: a RainEvent is "rain in
+the interval ending at ts" and has no period field.  `result` is the rain
+in the interval (mm after `factor`).  The event is then built through ioc.events.parse_event, so the
 bounds of every other feed apply (rain per reading, timestamp window).
 
 `convert` never raises: every payload becomes a RainEvent or a Rejection
@@ -52,7 +55,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 import aiomqtt
 import msgspec
@@ -92,6 +95,24 @@ def load_datastream_map(raw: Mapping[Any, Any]) -> dict[str, DatastreamTarget]:
             raise ValueError(f"datastreams[{key}]: factor must be a positive number")
         out[str(key)] = DatastreamTarget(station=str(value["station"]), factor=factor)
     return out
+
+
+DEFAULT_PREFIXES = ("v1.0", "v1.1")  # SensorThings MQTT topics start with the API version
+
+
+def load_prefixes(raw: Any) -> tuple[str, ...]:
+    """'v1.1' or ['v1.0', 'v1.1'] → distinct prefixes without a trailing '/'; ValueError for MQTT wildcards."""
+    items = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else None
+    if not items:
+        raise ValueError("topic_prefixes: expected a text or a non-empty list of texts, e.g. [v1.0, v1.1]")
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip("/ ") or any(c in item for c in "+#\0"):
+            raise ValueError(f"topic_prefixes: {item!r} is not an MQTT topic prefix (no wildcards + or #)")
+        p = item.strip().rstrip("/")
+        if p not in out:
+            out.append(p)
+    return tuple(out)
 
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # an Observation is a few hundred bytes: `too_large` beyond
@@ -318,7 +339,7 @@ class SensorThingsSubscriber:
         *,
         host: str = "127.0.0.1",
         port: int = 1883,
-        topic_prefix: str = "v1.1",
+        topic_prefix: str | Sequence[str] = DEFAULT_PREFIXES,
         username: str | None = None,
         password: str | None = None,
         client_id: str | None = None,
@@ -331,7 +352,7 @@ class SensorThingsSubscriber:
         self.sink = sink
         self.datastreams = load_datastream_map(datastreams)
         self.host, self.port = host, port
-        self.topic_prefix = topic_prefix.rstrip("/")
+        self.topic_prefixes = load_prefixes(topic_prefix)
         self._username, self._password = username, password
         self.client_id = client_id
         self.qos = qos
@@ -347,9 +368,10 @@ class SensorThingsSubscriber:
 
     def topics(self) -> list[str]:
         out = []
-        for ds in self.datastreams:
-            ident = ds if ds.isdigit() else "'" + ds.replace("'", "''") + "'"
-            out.append(f"{self.topic_prefix}/Datastreams({ident})/Observations")
+        for prefix in self.topic_prefixes:
+            for ds in self.datastreams:
+                ident = ds if ds.isdigit() else "'" + ds.replace("'", "''") + "'"
+                out.append(f"{prefix}/Datastreams({ident})/Observations")
         return out
 
     def _flush(self) -> None:

@@ -30,6 +30,13 @@ Rules, per station (every case has a table test):
   counter reset): reject with Reason.INVALID_VALUE ("counter decreased"),
   emit nothing, and re-base on the new value so later deltas are right.
   Decreases within `tolerance_mm` (rounding of the feed) count as 0 mm.
+- a decrease is never negative rain: whether the provider reset its
+  counter or corrected a spurious tip, the rain that fell in between is
+  unknown, so the interval gets no reading (the rejection says so).
+- across a restart (`get_state`/`set_state`, persisted by
+  sensors.vrain.VrainPoller's `state_path`) the previous accumulation is
+  kept, so the first poll after a restart differences against it (within
+  `max_gap_s`) instead of skipping or re-counting the day.
 - a poll not later than the station's previous one (a cached or repeated
   response): ignored for that station.
 - a negative or non-finite accumulation: rejected (NEGATIVE_VALUE /
@@ -99,6 +106,20 @@ class VrainDiffer:
 
     def forget(self, station: str) -> None:
         self._last.pop(station, None)
+
+    def get_state(self) -> dict[str, list[float]]:
+        """{station: [poll time, accumulation mm, rain-day start]}: what a restart needs not to double-count."""
+        return {k: [v.t, v.value_mm, v.rain_day] for k, v in self._last.items()}
+
+    def set_state(self, state: Mapping[str, object]) -> int:
+        """Restore `get_state()` output; malformed entries are skipped (the station is then first-seen). Returns the kept count."""
+        self._last = {}
+        for station, v in state.items():
+            if (isinstance(station, str) and isinstance(v, (list, tuple)) and len(v) == 3
+                    and all(type(x) in (int, float) and math.isfinite(x) for x in v)
+                    and T_MIN <= v[0] < T_MAX and v[1] >= 0):  # type: ignore[operator]
+                self._last[station] = _Last(float(v[0]), float(v[1]), float(v[2]))  # type: ignore[arg-type]
+        return len(self._last)
 
     def update(
         self, poll_t: float, readings: Mapping[str, float], raw: Mapping[str, bytes] | None = None

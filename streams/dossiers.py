@@ -34,7 +34,10 @@ Definitions (docs/architecture.md, indicator catalogue):
 
 * received / online / digitized / fee-bearing / paid online: by the period
   of the dossier's first ``received`` event; flags count whenever they
-  arrive (latest value by event time).
+  arrive (latest value by event time).  The online-payment rate is paid
+  online / fee-bearing dossiers whose ``paid_online`` is known (true or
+  false): a fee-bearing dossier without it is not yet in the rate, so a
+  feed that never sends the field has no payment rate (no data), not 0 %.
 * processed and on-time: by the period of the first ``processed`` event.
   Pauses: each ``supplement_requested`` pauses the clock until the dossier's
   next status event (of any kind).  On time ⇔ at most one supplement request
@@ -166,7 +169,9 @@ def derive(statuses: Sequence[tuple[float, int, str, tuple]]) -> tuple:
             frozen = due + paused < open_since
         else:
             deadline = due + paused
-    fee = fee_v is True
+    # the online-payment rate's denominator: fee-bearing dossiers whose payment is known (paid_online
+    # true or false); a feed that never sends paid_online gives no rate (a grey tile), not 0 % (a red one)
+    fee = fee_v is True and paid_v is not None
     paid = fee and paid_v is True
     online = channel == "online"
     digitized = dig_v is True

@@ -39,7 +39,7 @@ def test_bad_catalog_is_a_one_line_error(tmp_path):
     bad.write_text("stations:\n  - {id: A, name: a, lat: x, lon: 1}\n")
     proc = ioc("replay", str(bad), "--catalog", str(bad))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"ioc: {bad}: stations[A].lat: Expected `float`, got `str`"
+    assert proc.stderr.strip() == f"ioc: error: {bad}: stations[A].lat: Expected `float`, got `str`"
 
 
 # -- bad input files: one clear line, an exit status, never a traceback ---------------

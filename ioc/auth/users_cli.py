@@ -17,6 +17,8 @@ from pathlib import Path
 
 from ioc.auth.principal import AuthInputError, FEEDS, ROLES
 from ioc.auth.store import DuplicatePrincipal, UnknownPrincipal
+from ioc.cli_types import writable_dir, writable_dir_problem
+from ioc.errors import UserError
 
 EXIT_REFUSED = 2
 
@@ -31,7 +33,14 @@ def _authenticator(args: argparse.Namespace):
         return Authenticator(RedisPrincipalStore(args.redis_url, prefix))
     from ioc.auth.sqlite_store import SqlitePrincipalStore
 
-    data_dir = args.data_dir or Path(os.environ.get("IOC_DATA_DIR") or "ioc-data")
+    data_dir = args.data_dir
+    if data_dir is None and os.environ.get("IOC_DATA_DIR"):
+        raw = os.environ["IOC_DATA_DIR"]
+        problem = writable_dir_problem(Path(raw))
+        if problem:
+            raise UserError(f"IOC_DATA_DIR={raw}: {problem}; fix the path or unset IOC_DATA_DIR")
+        data_dir = Path(raw)
+    data_dir = data_dir or Path("ioc-data")
     return Authenticator(SqlitePrincipalStore(data_dir))
 
 
@@ -51,8 +60,11 @@ def _fmt_time(t: float | None) -> str:
 def cmd_users(args: argparse.Namespace) -> int:
     try:
         auth = _authenticator(args)
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a store that cannot be opened: one clear line
-        print(f"ioc users: cannot open the principals in {_where(args)}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"ioc users: cannot open the principals in {_where(args)}: {why}", file=sys.stderr)
         return EXIT_REFUSED
     try:
         if args.action == "add":
@@ -99,7 +111,7 @@ def add_commands(sub) -> None:
                     "printed once and stored only as SHA-256 hashes.",
     )
     where = argparse.ArgumentParser(add_help=False)
-    where.add_argument("--data-dir", type=Path, default=None,
+    where.add_argument("--data-dir", type=writable_dir, default=None,
                        help="data directory of `ioc run` (default ./ioc-data or $IOC_DATA_DIR)")
     where.add_argument("--redis", dest="redis_url", default=None,
                        help="Redis URL of the distributed mode (instead of --data-dir)")

@@ -48,8 +48,9 @@ def now_local(offset_s: float = 0.0) -> str:
 def test_second_process_on_the_same_data_dir_refuses_with_one_line(ioc_server, tmp_path):
     data = tmp_path / "data"
     first = ioc_server(data_dir=data)
-    proc = subprocess.run([*IOC, "run", "--port", "0", "--data-dir", str(data)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env=first.env)
+    # the holder's own port: the data dir lock is checked first, so the error is about the lock
+    proc = subprocess.run([*IOC, "run", "--port", str(first.port), "--data-dir", str(data)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env=first.env)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

@@ -137,3 +137,63 @@ def test_subscriber_against_mosquitto(mqtt_broker):
         exp for ds, p, exp in CASES[:12] if isinstance(exp, Reason) and ds != "99"
     )
     assert sink.batches < sub.received  # batched, not one call per message
+
+
+def test_topic_prefixes():
+    sub = SensorThingsSubscriber(CollectingSink(), {"17": {"station": "VP-001"}})
+    assert sub.topics() == ["v1.0/Datastreams(17)/Observations", "v1.1/Datastreams(17)/Observations"]
+    from sensors.sensorthings import load_prefixes
+
+    assert load_prefixes(["v1.1/", "v1.1", "site/v1.0"]) == ("v1.1", "site/v1.0")
+    for bad in ("v1.1/#", "+/v1.0", [], "/", [3]):
+        with pytest.raises(ValueError, match="topic_prefixes"):
+            load_prefixes(bad)
+
+
+@pytest.mark.integration
+def test_v1_0_and_v1_1_observations_with_iso_intervals(mqtt_broker):
+    """Both API versions' topics, interval phenomenonTimes (the end is the time), bad ones refused beside good ones."""
+    host, port = mqtt_broker
+    tag = uuid.uuid4().hex[:8]
+    ds_a, ds_b = f"h4-{tag}-a", f"h4-{tag}-b"  # string ids: no cross-talk with other tests on the shared broker
+    sink = CollectingSink()
+    msgs = [
+        ("v1.0", ds_a, {"@iot.id": 1, "phenomenonTime": "2026-10-28T13:00:00+07:00/PT5M", "result": 1.4}),
+        ("v1.1", ds_b, {"@iot.id": 2, "phenomenonTime": "2026-10-28T13:00:00+07:00/2026-10-28T13:05:00+07:00",
+                        "result": 0.6}),
+        ("v1.1", ds_a, {"@iot.id": 3, "phenomenonTime": "2026-10-28T06:05:00Z/PT1H", "result": 2}),
+        ("v1.0", ds_b, {"@iot.id": 4, "phenomenonTime": "2026-10-28T13:00:00+07:00/P1M", "result": 1}),
+        ("v1.0", ds_b, {"@iot.id": 5, "phenomenonTime": "2026-10-28T13:05:00+07:00/2026-10-28T13:00:00+07:00",
+                        "result": 1}),
+        ("v1.1", ds_a, {"@iot.id": 6, "phenomenonTime": "2026-10-28T13:00:00+07:00/PT5X", "result": 1}),
+    ]
+
+    async def main():
+        sub = SensorThingsSubscriber(sink, {ds_a: {"station": "VP-001"}, ds_b: {"station": "VP-002"}},
+                                     host=host, port=port, flush_s=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sub.run(stop))
+        await asyncio.wait_for(sub.ready.wait(), 10)
+        async with aiomqtt.Client(host, port) as pub:
+            for prefix, ds, obs in msgs:
+                await pub.publish(f"{prefix}/Datastreams('{ds}')/Observations", json.dumps(obs), qos=1)
+        for _ in range(500):
+            if len(sink.events) + len(sink.rejections) >= len(msgs):
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return sub
+
+    sub = asyncio.run(main())
+    assert sub.received == len(msgs)
+    assert sorted((e.station, e.t, e.rain_mm) for e in sink.events) == [
+        ("VP-001", parse_ts("2026-10-28T13:05:00+07:00"), 1.4),  # v1.0, start/PT5M → start + 5 min
+        ("VP-001", parse_ts("2026-10-28T14:05:00+07:00"), 2.0),  # v1.1, 06:05Z/PT1H → 07:05Z
+        ("VP-002", parse_ts("2026-10-28T13:05:00+07:00"), 0.6),  # v1.1, start/end → end
+    ]
+    details = sorted(r.detail for r in sink.rejections)
+    assert [r.reason for r in sink.rejections] == [Reason.BAD_TIMESTAMP] * 3
+    assert any("years and months are not supported" in d for d in details)
+    assert any("ends before it starts" in d for d in details)
+    assert any("'PT5X' is not an ISO 8601 duration" in d for d in details)

@@ -217,3 +217,14 @@ def test_poll_once_raises_on_connection_error():
             await poller.aclose()
 
     asyncio.run(main())
+
+
+def test_differ_state_round_trip_skips_malformed_entries():
+    d = VrainDiffer()
+    d.update(T("13:00"), {"A": 4.0, "B": 1.0})
+    state = d.get_state()
+    e = VrainDiffer()
+    kept = e.set_state({**state, "C": [T("13:00"), -1.0, 0.0], "D": "x", "E": [float("nan"), 1.0, 0.0]})
+    assert kept == 2 and e.get_state() == state
+    ev, _ = e.update(T("13:05"), {"A": 4.5, "C": 2.0})
+    assert [(x.station, x.rain_mm) for x in ev] == [("A", 0.5)]  # C was refused: first seen, nothing emitted

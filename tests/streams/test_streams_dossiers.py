@@ -130,6 +130,23 @@ def test_flags_arriving_later_count_for_the_received_period():
     assert v[("dossier_digitization_rate", "day", "c1")] == 0.5
 
 
+def test_a_feed_without_paid_online_has_no_payment_rate_not_zero():
+    """fee: true but paid_online never sent: no data (a grey tile), not 0 % (a permanently red one)."""
+    p = DossierProcessor(CAT)
+    v = view(p.process([dv("A", T0, "received", fee=True), dv("B", T0, "processed", fee=True)]).indicators
+             + p.flush())
+    assert ("dossier_online_payment_rate", "day", "c1") not in v
+    v = view(p.process([dv("C", T0 + 60, "received", fee=True, paid_online=False)]).indicators)
+    assert v[("dossier_online_payment_rate", "day", "c1")] == 0.0  # a known payment, made otherwise: 0 %
+    v = view(p.process([dv("A", T0 + 120, "processed", paid_online=True)]).indicators)
+    assert v[("dossier_online_payment_rate", "day", "c1")] == 0.5  # A's payment now known; B's still not
+    from ioc.events import parse_event
+
+    bad = parse_event(b'{"kind":"dossier","dossier":"D","unit":"c1","ts":"2026-10-28T08:00:00+07:00",'
+                      b'"status":"received","fee":true,"paid_online":"yes"}')
+    assert bad.reason == Reason.WRONG_TYPE and "paid_online" in bad.detail  # true / false / null only
+
+
 # ---------------------------------------------------------------- overdue and backlog
 def test_overdue_open_follows_watermark_and_pauses():
     p = DossierProcessor(CAT)
@@ -287,7 +304,7 @@ class Ref:
                 overdue = due + done < pauses[-1][0]
             else:
                 overdue = due + done < self.w
-        fee = last("fee") is True
+        fee = last("fee") is True and last("paid_online") is not None  # the payment rate's denominator
         return dict(unit=last("unit"), recv=recv, proc=proc, closed=closed, on_time=on_time, overdue=overdue,
                     online=last("channel") == "online", dig=last("digitized") is True, fee=fee,
                     paid=fee and last("paid_online") is True)

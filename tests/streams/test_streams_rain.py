@@ -388,7 +388,7 @@ def test_state_round_trip_identical_outputs():
 
 
 def test_memory_10k_stations_within_budget():
-    cat = parse_catalog("stations:\n" + "".join(f"  - {{id: S{i:05d}, name: s, lat: 0, lon: 0}}\n" for i in range(10_000)))
+    cat = parse_catalog("stations:\n" + "".join(f"  - {{id: S{i:05d}, name: s, lat: 21.3, lon: 105.6}}\n" for i in range(10_000)))
     p = RainProcessor(cat)
     p.process([rain(f"S{i:05d}", T0 + (i % 288) * G, 0.2) for i in range(10_000)])
     p.process([rain(f"S{i:05d}", T0 + 80 * 3600, 0.2) for i in range(0, 10_000, 7)])
