@@ -203,7 +203,10 @@ def alert_to_cap(alert: Alert, *, catalog=None, rule=None, history: list[dict] |
 
 
 def message_index(msgs: list, identifier: str | None) -> int:
-    """Where in an alert's chain the message `identifier` is (None: the latest); KeyError if nowhere."""
+    """Where in an alert's chain the message `identifier` is (None: the latest); KeyError if nowhere
+    (an alert without messages, such as a test alert, has no latest either)."""
+    if not msgs:
+        raise KeyError(identifier)
     if identifier is None:
         return len(msgs) - 1
     for k, m in enumerate(msgs):

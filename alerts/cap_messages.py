@@ -53,7 +53,12 @@ def _snapshot(entry: dict) -> Alert | None:
 
 
 def cap_messages(alert: Alert, history: list[dict] | None = None) -> list[CapMessage]:
-    """Every CAP message of `alert`, oldest first, from its audit entries (oldest first)."""
+    """Every CAP message of `alert`, oldest first, from its audit entries (oldest first).  An operator's
+    test alert (alerts/test_alert.py) has none: it is never published."""
+    from alerts.test_alert import is_test
+
+    if is_test(alert):
+        return []
     steps: list[tuple[str, Alert]] = []
     seen: set = set()
     for entry in history or ():

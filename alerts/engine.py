@@ -47,6 +47,7 @@ from alerts.lifecycle import Commit, Key, Lifecycle, NotActive, NotFound, Silenc
 from alerts.rules import OPS, Rule, RuleSet, parse_duration, window_seconds
 from alerts.risk.areas import AreaLevel, AreaRisk
 from alerts.risk.tables import default_tables
+from alerts import test_alert
 
 __all__ = ["AlertEngine", "NotFound", "NotActive", "Silence", "ThreadFull"]
 
@@ -1055,6 +1056,41 @@ class AlertEngine:
         ends = check_silence_time(ends_at, "ends_at")
         if starts_at is not None and ends <= check_silence_time(starts_at, "starts_at"):
             raise ValueError("ends_at must be after starts_at")
+
+    # ---------------------------------------------------------------- test alert (alerts/test_alert.py)
+    def active_test_alert(self) -> Alert | None:
+        with self._lock:
+            return self._lc.active.get(test_alert.KEY)
+
+    def send_test_alert(self, by: str, at: float, *, unit: str | None = None,
+                        ttl_s: float = test_alert.DEFAULT_TTL_S) -> Alert:
+        """Fire the operator's test alert at `at` (wall-clock epoch s of the action); one at a time:
+        while one is active it is returned unchanged."""
+        with self._lock:
+            cur = self._lc.active.get(test_alert.KEY)
+            if cur is not None:
+                return cur
+            self._lc.fire(test_alert.KEY, ts=format_ts(at), t=at, value=None, severity=test_alert.SEVERITY,
+                          labels=test_alert.labels(by, unit, ttl_s), message=dict(test_alert.MESSAGE),
+                          feed=test_alert.TEST_RULE)
+            self._persist()
+            return self._lc.active[test_alert.KEY]
+
+    def check_resolve_test_alert(self, alert_id: str) -> None:
+        """Raise what resolve_test_alert() would: NotFound, NotActive, or ValueError for a real alert
+        (those end when their condition clears, never by hand)."""
+        with self._lock:
+            if not test_alert.is_test(self._active(alert_id)):
+                raise ValueError(f"alert {alert_id} is not a test alert: real alerts end when their condition clears")
+
+    def resolve_test_alert(self, alert_id: str, at: float) -> Alert:
+        """End the test alert `alert_id` at `at` (see check_resolve_test_alert)."""
+        with self._lock:
+            self.check_resolve_test_alert(alert_id)
+            out = self._lc.resolve(test_alert.KEY, ts=format_ts(at), t=at, keep_value=True,
+                                   message=dict(test_alert.RESOLVED_MESSAGE))
+            self._persist()
+            return out
 
     def drain_updates(self) -> list[Alert]:
         """Lifecycle updates made outside process() (acknowledgements) since the last call."""

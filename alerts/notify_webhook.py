@@ -75,6 +75,15 @@ class _Base:
                 pass
         return d
 
+    def withheld(self, store, item: dict) -> bool:
+        """A test alert (alerts/test_alert.py) is never sent as a CAP message: marked done unsent."""
+        from alerts.test_alert import is_test
+
+        if self.format != "cap" or not is_test(item.get("alert") or {}):
+            return False
+        store.outbox_delivered(item["key"], self.clock())
+        return True
+
     def request(self, item: dict) -> tuple[bytes, dict[str, str]]:
         headers = {"Idempotency-Key": item["key"], "User-Agent": "ioc-monitor-alerts/1", **self.headers}
         if self.format == "cap":
@@ -142,6 +151,8 @@ class WebhookNotifier(_Base):
         """Deliver due outbox entries; returns how many were delivered."""
         delivered = 0
         for item in store.outbox_pending(self.clock(), limit):
+            if self.withheld(store, item):
+                continue
             res = self.send(item)
             self._record(store, item, res)
             delivered += res.ok
@@ -179,6 +190,8 @@ class AsyncWebhookNotifier(_Base):
     async def dispatch(self, store, limit: int = 100) -> int:
         delivered = 0
         for item in store.outbox_pending(self.clock(), limit):
+            if self.withheld(store, item):
+                continue
             res = await self.send(item)
             self._record(store, item, res)
             delivered += res.ok

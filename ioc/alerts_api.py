@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgspec
 from fastapi import APIRouter, HTTPException, Request, Response
 
+from ioc import api_models as m
+from ioc.api_models import error_responses as errors, json_body, secured
 from ioc.events import TS_MAX, TS_MIN
 from ioc.records import Alert
 from ioc.serve import BodyRefused, read_body
@@ -269,9 +271,12 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
             raise HTTPException(404, detail=f"no alert with id {_short(alert_id)}")
         return a
 
-    @router.get("/api/alerts")
+    @router.get("/api/alerts", tags=["alerts"], summary="List alerts", response_model=m.AlertList,
+                responses=errors(401, 403, 422), openapi_extra=secured("viewer"))
     async def list_alerts(request: Request, state: str | None = None, severity: str | None = None,
                           rule: str | None = None, unit: str | None = None, limit: int = 500) -> Response:
+        """Newest first; filter by state (firing, active, acknowledged, unacknowledged, resolved), severity
+        (info, warning, critical), rule, unit; `limit` 1..5000."""
         auth(request)
         if state is not None and state not in STATES:
             raise HTTPException(422, detail=f"state must be one of {', '.join(STATES)}")
@@ -280,12 +285,14 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
         items = service.list(state=state, severity=severity, rule=rule, unit=unit, limit=max(1, min(limit, 5000)))
         return _json({"alerts": items, "count": len(items)})
 
-    @router.get("/api/alerts/{alert_id}")
+    @router.get("/api/alerts/{alert_id}", tags=["alerts"], summary="One alert", response_model=m.AlertRecord,
+                responses=errors(401, 403, 404), openapi_extra=secured("viewer"))
     async def get_alert(alert_id: str, request: Request) -> Response:
         auth(request)
         return _json(_get(alert_id))
 
-    @router.get("/api/alerts/{alert_id}/history")
+    @router.get("/api/alerts/{alert_id}/history", tags=["alerts"], summary="An alert's audit log",
+                response_model=m.AlertHistory, responses=errors(401, 403, 404), openapi_extra=secured("viewer"))
     async def history(alert_id: str, request: Request) -> Response:
         auth(request)
         _get(alert_id)
@@ -307,7 +314,9 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
                 cap_settings = replace(cap_settings, sender=cap_sender)
         return cap_settings
 
-    @router.get("/api/alerts/{alert_id}/cap")
+    @router.get("/api/alerts/{alert_id}/cap", tags=["CAP"], summary="An alert as a CAP 1.2 message",
+                response_class=Response, responses={**m.text_content("application/xml", "A CAP 1.2 <alert> message."),
+                                                    **errors(401, 403, 404)}, openapi_extra=secured("viewer"))
     async def cap(alert_id: str, request: Request, identifier: str | None = None) -> Response:
         """The alert's latest CAP 1.2 message; `?identifier=` one of its earlier ones (ioc/cap_api.py)."""
         auth(request)
@@ -317,10 +326,14 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
         try:
             xml = alert_cap_xml(service, a, _cap_settings(), base_url=str(request.base_url), identifier=identifier)
         except CapNotFound:
+            if identifier is None:  # only a test alert (alerts/test_alert.py) has none at all
+                raise HTTPException(404, detail=f"alert {alert_id} is a test alert: it is never published as CAP") from None
             raise HTTPException(404, detail=f"alert {alert_id} has no CAP message {_short(identifier)}") from None
         return Response(xml, media_type="application/xml")
 
-    @router.get("/api/cap/feed.atom")
+    @router.get("/api/cap/feed.atom", tags=["CAP"], summary="Atom feed of the current CAP messages",
+                response_class=Response, responses={**m.text_content("application/atom+xml", "An Atom 1.0 feed."),
+                                                    **errors(401, 403, 422)}, openapi_extra=secured("viewer"))
     async def cap_feed(request: Request, lang: str = "vi", scope: str | None = None) -> Response:
         """Atom feed of the current CAP messages (alerts/cap_feed.py); `lang` vi or en; `scope` Public
         (for a public aggregator) or Restricted, else both."""
@@ -362,7 +375,9 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
         """The alert record, plus what the action did (`result`) in words (`detail`)."""
         return _json({**msgspec.to_builtins(a), "result": result, "detail": detail})
 
-    @router.post("/api/alerts/{alert_id}/ack")
+    @router.post("/api/alerts/{alert_id}/ack", tags=["alerts"], summary="Acknowledge an alert",
+                 response_model=m.ActionAnswer, responses=errors(400, 401, 403, 404, 409, 413, 422),
+                 openapi_extra={**secured("operator"), **json_body(m.AckBody, required=False)})
     @_guarded
     async def ack(alert_id: str, request: Request) -> Response:
         """Body (optional): {"comment": "text ≤ 2000"}; unknown fields (an old client's "by") are ignored:
@@ -383,7 +398,9 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
             return _answer(a, "commented", detail + f"; comment by {who.name} added")
         return _answer(a, "already_acknowledged", detail + "; nothing changed")
 
-    @router.post("/api/alerts/{alert_id}/comments")
+    @router.post("/api/alerts/{alert_id}/comments", tags=["alerts"], summary="Comment on an alert",
+                 response_model=m.ActionAnswer, responses=errors(400, 401, 403, 404, 409, 413, 422),
+                 openapi_extra={**secured("operator"), **json_body(m.CommentBody)})
     @_guarded
     async def add_comment(alert_id: str, request: Request) -> Response:
         """Body: {"text": "1..2000 characters"}; at most MAX_COMMENTS per alert (then 409)."""
@@ -392,7 +409,9 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
         a = _act(alert_id, lambda: service.comment(alert_id, by=who.name, text=text, at=clock()))
         return _answer(a, "commented", f"comment by {who.name} added")
 
-    @router.post("/api/alerts/{alert_id}/assign")
+    @router.post("/api/alerts/{alert_id}/assign", tags=["alerts"], summary="Assign an alert to a person",
+                 response_model=m.ActionAnswer, responses=errors(400, 401, 403, 404, 409, 413, 422),
+                 openapi_extra={**secured("operator"), **json_body(m.AssignBody)})
     @_guarded
     async def assign(alert_id: str, request: Request) -> Response:
         """Body: {"to": "a person's name"}: that person is responsible for the alert (one at a time)."""
@@ -411,7 +430,8 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
             return _answer(a, "unchanged", f"already assigned to {to}; nothing changed")
         return _answer(a, "assigned", f"assigned to {to} by {who.name}")
 
-    @router.post("/api/alerts/{alert_id}/unassign")
+    @router.post("/api/alerts/{alert_id}/unassign", tags=["alerts"], summary="Unassign an alert",
+                 response_model=m.ActionAnswer, responses=errors(401, 403, 404, 409), openapi_extra=secured("operator"))
     @_guarded
     async def unassign(alert_id: str, request: Request) -> Response:
         """No body: nobody is responsible for the alert any more."""
@@ -423,7 +443,9 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
             return _answer(a, "unchanged", "not assigned to anyone; nothing changed")
         return _answer(a, "unassigned", f"{before.assignee.get('name', '?')} unassigned by {who.name}")
 
-    @router.post("/api/areas/{unit}/risk-level")
+    @router.post("/api/areas/{unit}/risk-level", tags=["alerts"], summary="Set an area's risk level (Decision 18)",
+                 response_model=m.RiskLevelAnswer, responses=errors(400, 401, 403, 404, 409, 413, 422),
+                 openapi_extra={**secured("operator"), **json_body(m.RiskLevelBody)})
     @_guarded
     async def set_risk_level(unit: str, request: Request) -> Response:
         """Body: {"level": 1–5 | 0 (remove), or "raise_by": 1 | 2, "reason": "why", "rule": "rain_risk_level"
@@ -461,7 +483,11 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
                       "alert": msgspec.to_builtins(current[0]) if current else None,
                       "changed": [msgspec.to_builtins(a) for a in out]})
 
-    @router.post("/api/silences")
+    _add_test_alert_routes(router, service, auth, on_update, clock)
+
+    @router.post("/api/silences", tags=["silences"], summary="Create a silence", status_code=201,
+                 response_model=m.SilenceDoc, responses=errors(400, 401, 403, 413, 422),
+                 openapi_extra={**secured("operator"), **json_body(m.SilenceBody)})
     @_guarded
     async def add_silence(request: Request) -> Response:
         """Body: {"matchers": {label: pattern, ...}, "ends_at": time | "duration": "2h",
@@ -507,8 +533,10 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
             raise ApiError(422, "invalid_value", str(exc)) from None
         return _json(_silence_json(service, s), status=201)
 
-    @router.get("/api/silences")
+    @router.get("/api/silences", tags=["silences"], summary="List silences", response_model=m.SilenceList,
+                responses=errors(401, 403), openapi_extra=secured("viewer"))
     async def list_silences(request: Request) -> Response:
+        """Every stored silence, expired ones included (`expired`)."""
         auth(request)
         try:
             stored = list(service.silences())
@@ -524,7 +552,8 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
                 out.append({"id": str(getattr(s, "id", "")), "invalid": True})
         return _json({"silences": out})
 
-    @router.delete("/api/silences/{silence_id}")
+    @router.delete("/api/silences/{silence_id}", tags=["silences"], summary="End a silence now",
+                   response_model=m.SilenceDeleted, responses=errors(401, 403, 404), openapi_extra=secured("operator"))
     async def delete_silence(silence_id: str, request: Request) -> Response:
         """Expire a silence now; who and when go to the audit log."""
         who = auth(request, "operator")
@@ -534,6 +563,103 @@ def build_alerts_router(service, auth: "Authenticator", *, on_update: Callable[[
         return _json({"deleted": silence_id, "expired_by": who.name, "expired_at": _fmt_time(at)})
 
     return router
+
+
+def test_alert_ttl_from_env() -> float:
+    """IOC_TEST_ALERT_TTL_S: how long an operator's test alert lasts (default 120 s); a bad value stops the
+    start with its name (ConfigError)."""
+    import os
+
+    from alerts import test_alert
+    from ioc.config import ConfigError
+
+    raw = os.environ.get("IOC_TEST_ALERT_TTL_S", "").strip()
+    if not raw:
+        return test_alert.DEFAULT_TTL_S
+    try:
+        return test_alert.check_ttl(raw)
+    except ValueError as exc:
+        raise ConfigError(f"IOC_TEST_ALERT_TTL_S: {exc}") from None
+
+
+def _add_test_alert_routes(router: APIRouter, service, auth, on_update, clock) -> None:
+    """POST /api/alerts/test and POST /api/alerts/{id}/resolve (alerts/test_alert.py)."""
+    from pydantic import BaseModel, Field
+
+    from alerts import test_alert
+
+    class TestAlertBody(BaseModel):
+        unit: str | None = Field(None, description="A unit of the catalog whose notification routes to exercise.")
+        ttl_s: float | None = Field(None, description="Seconds until it ends by itself (default IOC_TEST_ALERT_TTL_S).")
+
+    ttl_s = test_alert_ttl_from_env()
+
+    def _tell(a: Alert) -> None:
+        if on_update is not None:
+            try:
+                on_update(a)
+            except Exception:  # the hub failing must not fail the action
+                log.exception("on_update callback failed for alert %s", a.id)
+
+    def _answer(a: Alert, result: str, detail: str, status: int = 200) -> Response:
+        return _json({**msgspec.to_builtins(a), "result": result, "detail": detail}, status=status)
+
+    @router.post("/api/alerts/test", tags=["alerts"], summary="Send a test alert", response_model=m.ActionAnswer,
+                 responses=errors(400, 401, 403, 409, 413, 422),
+                 openapi_extra={**secured("operator"), **json_body(TestAlertBody, required=False)})
+    @_guarded
+    async def send_test_alert(request: Request) -> Response:
+        """Body (optional): {"unit": "a unit id" (whose notification routes to exercise), "ttl_s": seconds
+        (0 < ttl_s ≤ 86400, default IOC_TEST_ALERT_TTL_S)}.  Fires a test
+        alert (label test: "true", on the reserved entity "ioc-test") that goes to the walls and the
+        notification routes like a real one, is never a CAP message nor counted as a real alert, and ends
+        by itself after IOC_TEST_ALERT_TTL_S (default 120 s) or by POST /api/alerts/{id}/resolve.  One at a
+        time: while one is active it is answered (200, result "already_active") and nothing is sent."""
+        who = auth(request, "operator")
+        body = await _body(request)
+        unit = _opt_text(body, "unit", MAX_NAME)
+        catalog = getattr(service, "catalog", None)
+        if unit and catalog is not None and unit not in catalog.units:
+            raise ApiError(422, "unknown_unit", f"unit: {_short(unit)} is not a unit of the catalog")
+        ttl = ttl_s
+        if body.get("ttl_s") is not None:
+            if isinstance(body["ttl_s"], str):
+                raise ApiError(422, "wrong_type", "ttl_s: expected a number of seconds, e.g. 300")
+            try:
+                ttl = test_alert.check_ttl(body["ttl_s"])
+            except ValueError as exc:
+                raise ApiError(422, "invalid_value", f"ttl_s: {exc}") from None
+        if not hasattr(service, "send_test_alert"):
+            raise ApiError(409, "unsupported", "this server cannot send test alerts")
+        a, sent = service.send_test_alert(who.name, clock(), unit=unit or None, ttl_s=ttl)
+        if not sent:
+            return _answer(a, "already_active", f"a test alert sent by {a.labels.get('requested_by', '?')} is "
+                                                f"still active (id {a.id}); resolve it first or wait until it ends")
+        _tell(a)
+        return _answer(a, "sent", f"test alert sent by {who.name}; it ends by itself after {ttl:g} s")
+
+    @router.post("/api/alerts/{alert_id}/resolve", tags=["alerts"], summary="End a test alert now",
+                 response_model=m.ActionAnswer, responses=errors(401, 403, 404, 409),
+                 openapi_extra=secured("operator"))
+    @_guarded
+    async def resolve_alert(alert_id: str, request: Request) -> Response:
+        """No body.  Ends a test alert now; a real alert is refused (409 "not_a_test_alert"): it ends when
+        its condition clears."""
+        from alerts.lifecycle import NotActive, NotFound
+
+        who = auth(request, "operator")
+        if not hasattr(service, "resolve_test_alert"):
+            raise ApiError(409, "unsupported", "this server cannot resolve alerts by hand")
+        try:
+            a = service.resolve_test_alert(alert_id, clock(), by=who.name)
+        except NotFound:
+            raise ApiError(404, "not_found", f"no alert with id {_short(alert_id)}") from None
+        except NotActive as exc:
+            raise ApiError(409, "resolved", str(exc)) from None
+        except ValueError as exc:
+            raise ApiError(409, "not_a_test_alert", str(exc)) from None
+        _tell(a)
+        return _answer(a, "resolved", f"test alert resolved by {who.name}")
 
 
 # `token=` in a query, also percent-encoded inside another parameter (`/signin?next=%2F%3Ftoken%3D...`)

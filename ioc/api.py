@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ioc import api_models as m
+from ioc.api_models import error_responses, open_access, secured
 from ioc.auth.authenticator import Authenticator
 from ioc.auth.http import install_auth_errors, request_credentials, require
 from ioc.auth.principal import Principal
@@ -33,6 +35,7 @@ from ioc.runtime import AppBackend
 from ioc.security_headers import SecurityHeaders
 from ioc.serve import MAX_REQUEST_BYTES, BodyRefused, read_body
 from ioc.timeutil import format_ts
+from ioc.trends_api import build_trends_router
 from ioc.ws_auth import WsGate
 
 log = logging.getLogger("ioc.api")
@@ -44,8 +47,8 @@ MAX_EVENTS_PER_BODY = 50_000
 """Most lines (JSONL, blank ones included) or items (array) in one ingest body: 413 beyond."""
 PARSE_SLICE = 2_000
 """Items parsed per turn of the event loop (≈ 2–10 ms)."""
-SUBMIT_BATCH = 1_000
-"""Positions handed to the runtime per batch, so one request never holds the loop for long."""
+SUBMIT_BATCH = 500
+"""Positions handed to the runtime per batch (≈ 25 ms of the loop for rain with alerts), so one request never holds the loop for long."""
 
 
 def wall_dir() -> Path:
@@ -110,10 +113,13 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, auth: Authen
 
     Access control (ioc.auth, found by handlers on `app.state.auth`): every route but /healthz
     needs a token or session; /metrics needs `metrics_token` when one is set (IOC_METRICS_TOKEN);
-    settings not given come from the runtime's Config.  FastAPI's /docs and /redoc are off (they
-    load their assets from a CDN); /openapi.json needs a viewer token."""
+    settings not given come from the runtime's Config.  /openapi.json (ioc.openapi_doc) and /docs
+    (Swagger UI from installed files, ioc.docs_ui) need a viewer; FastAPI's CDN-loading /docs and
+    /redoc are off."""
     from ioc.auth.admin_api import build_admin_router
     from ioc.config import Config
+
+    from ioc.openapi_doc import install_error_handlers, install_openapi
 
     app = FastAPI(title="IOC streaming monitor", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     config = getattr(runtime, "config", None)
@@ -123,6 +129,7 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, auth: Authen
         auth = default_authenticator(runtime)
     app.state.auth = auth
     install_auth_errors(app)
+    install_error_handlers(app)
     if metrics_token is None and config.metrics_token:
         metrics_token = config.metrics_token.reveal()
     metrics_hash = hash_token(metrics_token) if metrics_token else None
@@ -143,7 +150,9 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, auth: Authen
     )
     static = wall_dir()
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["health"], summary="Liveness and readiness", response_model=None,
+             responses={200: {"model": m.Health, "description": "Always 200 while serving."}},
+             openapi_extra=open_access())
     async def healthz() -> dict:
         """Liveness (always 200 while serving) and readiness: ok | starting | degraded (+ reasons).
 
@@ -165,7 +174,11 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, auth: Authen
         body.update({k: v for k, v in h.items() if k != "status"})
         return body
 
-    @app.get("/metrics")
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response,
+             responses={**m.text_content(CONTENT_TYPE_LATEST, "Prometheus text exposition (its version: in the "
+                                                              "content type)."),
+                        **error_responses(401)},
+             openapi_extra={"security": [{}, {"bearer": []}]})
     async def prometheus_metrics(request: Request) -> Response:
         """Prometheus metrics; with IOC_METRICS_TOKEN set, only for `Authorization: Bearer` that token."""
         if metrics_hash is not None:
@@ -184,19 +197,33 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, auth: Authen
         require(request, "viewer")
         return JSONResponse(app.openapi())
 
-    @app.get("/api/snapshot")
+    @app.get("/api/snapshot", tags=["live data"], summary="Everything the wall shows now",
+             response_model=m.Snapshot, responses=error_responses(401, 403), openapi_extra=secured("viewer"))
     async def snapshot(request: Request) -> Response:
+        """The latest indicators and the active alerts, with the hub's sequence number (resume /ws from it)."""
         require(request, "viewer")
         ind, al = runtime.snapshot()
         body = b'{"seq":%d,"indicators":[' % hub.seq + b",".join(ind) + b'],"alerts":[' + b",".join(al) + b"]}"
         return Response(body, media_type="application/json")
 
-    @app.get("/api/catalog")
+    @app.get("/api/catalog", tags=["live data"], summary="Stations, units, sites and targets",
+             response_model=m.CatalogDoc, responses=error_responses(401, 403), openapi_extra=secured("viewer"))
     async def get_catalog(request: Request) -> Response:
+        """The province's catalog: rain stations, administrative units, one-stop-shop sites and Decision 766 targets."""
         require(request, "viewer")
         return Response(catalog_json, media_type="application/json")
 
-    @app.post("/api/ingest")
+    @app.post("/api/ingest", tags=["ingest"], summary="Send events (JSON, JSON array or JSONL)",
+              response_model=m.IngestResult,
+              responses={**error_responses(401), **error_responses(408, 413, 429, model=m.IngestRefused),
+                         400: {"model": m.IngestRefused, "description": "Nothing taken in: an unreadable or empty "
+                               "body, or every event rejected (see `rejections`)."},
+                         403: {"description": "Not an ingest token (ErrorBody), or every event outside the "
+                               "token's scope (IngestRefused, reason forbidden).",
+                               "content": {"application/json": {"schema": {"anyOf": [
+                                   {"$ref": "#/components/schemas/IngestRefused"},
+                                   {"$ref": "#/components/schemas/ErrorBody"}]}}}}},
+              openapi_extra={**secured("ingest"), "requestBody": m.INGEST_BODY})
     async def ingest(request: Request) -> Response:
         """Events in: one JSON event, a JSON array of events (≤ 1 MiB), or JSONL (≤ 16 MiB).
 
@@ -275,10 +302,8 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, auth: Authen
         events, positions, forbidden = await _out_of_scope(principal, events, positions)
         if forbidden:
             rejections = sorted([*rejections, *forbidden], key=_position)
-        resp = await _answer(runtime, events, positions, rejections)
-        if forbidden and len(forbidden) == len(rejections) and not events:
-            resp.status_code = 403
-        return resp
+        all_forbidden = bool(forbidden) and len(forbidden) == len(rejections) and not events
+        return await _answer(runtime, events, positions, rejections, status=403 if all_forbidden else None)
 
     ws_gate = WsGate()
 
@@ -373,9 +398,14 @@ def create_app(runtime: "AppBackend", alerts_router: Any = None, *, auth: Authen
     if alerts_router is not None:
         app.include_router(alerts_router)
 
-    app.include_router(build_pages_router(static))  # /, /wall/{panel}, /console behind a sign-in; /signin
+    app.include_router(build_trends_router(runtime))  # /api/trends/* (ioc/trends_api.py)
+    app.include_router(build_pages_router(static))  # /, /wall/{panel}, /console, /docs behind a sign-in; /signin
     if static.is_dir():
         app.mount("/static", AssetFiles(directory=static), name="static")  # open: the sign-in page needs it
+    from ioc.docs_ui import ASSETS_PATH, DocsAssets, assets_dir
+
+    app.mount(ASSETS_PATH, DocsAssets(directory=assets_dir()), name="docs-assets")  # open, like /static
+    install_openapi(app)
     app.add_middleware(CsrfGuard, policy=ws_gate.policy)
     app.add_middleware(SecurityHeaders)
     return app
@@ -416,6 +446,8 @@ def _refused(status: int, reason: str, detail: str) -> Response:
     payload = {"accepted": 0, "duplicates": 0, "corrected": 0, "rejected": 0, "rejections": [], "results": [],
                "reason": reason, "detail": detail}
     headers = {"Connection": "close"} if status in (408, 413) else None  # stop reading what is left of it
+    if status == 429:
+        payload["detail_vi"] = "quá nhiều yêu cầu: hãy thử lại sau Retry-After giây"
     return Response(_encode(payload), status_code=status, media_type="application/json", headers=headers)
 
 
@@ -430,7 +462,8 @@ def _report_parts(out: Any) -> tuple[list[Rejection], list[int], list[int]]:
     return list(out.rejections), list(getattr(out, "duplicates", ()) or ()), list(getattr(out, "corrected", ()) or ())
 
 
-async def _answer(runtime: Any, events: list, positions: list[int], rejections: list[Rejection]) -> Response:
+async def _answer(runtime: Any, events: list, positions: list[int], rejections: list[Rejection], *,
+                  status: int | None = None) -> Response:
     """Submit the validated body in batches of SUBMIT_BATCH positions and answer per event.
 
     Everything was validated before the first batch.  If the runtime fails on
@@ -491,10 +524,17 @@ async def _answer(runtime: Any, events: list, positions: list[int], rejections: 
         results = await _json_rows(rows, _result_row)
     else:
         results = await _json_rows(rejected, _rejected_row)
-    head = {"accepted": accepted, "duplicates": len(dup), "corrected": len(cor), "rejected": len(rejected)}
-    body = _encode(head)[:-1] + b',"rejections":' + listed + b',"results":' + results + b"}"
+    head: dict[str, Any] = {"accepted": accepted, "duplicates": len(dup), "corrected": len(cor),
+                            "rejected": len(rejected)}
     ok = accepted + len(dup) + len(cor) > 0
-    return Response(body, status_code=200 if ok else 400, media_type="application/json")
+    if status == 403:  # nothing taken in: the shared error fields too (ioc.api_models.IngestRefused)
+        head.update(reason="forbidden", detail="every event is outside this token's scope (see rejections)",
+                    detail_vi="mọi sự kiện đều nằm ngoài phạm vi của mã này (xem rejections)")
+    elif not ok:
+        head.update(reason="all_rejected", detail="no event was taken in: see rejections",
+                    detail_vi="không nhận sự kiện nào: xem rejections")
+    body = _encode(head)[:-1] + b',"rejections":' + listed + b',"results":' + results + b"}"
+    return Response(body, status_code=status or (200 if ok else 400), media_type="application/json")
 
 
 ENCODE_SLICE = 5_000

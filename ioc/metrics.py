@@ -62,6 +62,10 @@ class Metrics:
         self.alert_transitions = Counter(
             "ioc_alert_transitions", "Alert transitions, by rule and state.", ["rule", "state"], registry=r
         )
+        self.test_alerts = Counter(  # the operator's test alerts (alerts/test_alert.py): never in the above
+            "ioc_test_alerts", "Operator test alert transitions (firing, resolved), kept out of ioc_alert_transitions.",
+            ["transition"], registry=r,
+        )
         self.notifications = Counter(
             "ioc_notifications",
             "Notification delivery attempts to people (alerts/notify), by channel and outcome (sent, retrying, failed).",
@@ -122,21 +126,38 @@ class Metrics:
             "ioc_ingest_rate_limited", "Ingest requests refused with 429 by the per-principal rate limit.",
             ["principal"], registry=r,
         )
-        # indicator gauges (catalog entities only → bounded)
-        self.rain_mm = Gauge("ioc_rain_mm", "Rain over a window, by station.", ["window", "station"], registry=r)
-        self.dossier_rate = Gauge(
-            "ioc_dossier_rate", "Decision 766 rates (0–1), by unit.", ["indicator", "unit", "window"], registry=r
+        # indicator gauges (catalog entities only → bounded): rates as ratios 0–1, rain in millimetres (the thresholds' unit)
+        self.rain_mm = Gauge(
+            "ioc_rain_mm", "Rain depth over a window, by station, in millimetres (the unit of every rain threshold).", ["window", "station"],
+            registry=r,
         )
-        self.dossier_count = Gauge(
-            "ioc_dossier_count", "Dossier counts, by unit.", ["indicator", "unit", "window"], registry=r
+        self.dossier_ratio = Gauge(
+            "ioc_dossier_ratio", "Decision 766 rates as a ratio 0–1, by indicator (dossier_on_time_rate, ...) and unit.",
+            ["indicator", "unit", "window"], registry=r,
+        )
+        self.dossiers = Gauge(
+            "ioc_dossiers", "Dossiers by indicator (dossier_received, dossier_processed, dossier_open, "
+            "dossier_overdue_open) and unit.", ["indicator", "unit", "window"], registry=r,
         )
         self.unit_score = Gauge("ioc_unit_score", "Decision 766 style score (0–100), by unit.", ["unit"], registry=r)
-        self.queue_waiting = Gauge(
-            "ioc_queue_waiting", "People waiting at a one-stop-shop site.", ["site", "stat"], registry=r
+        # one metric per statistic: summing or averaging any of them over sites stays meaningful
+        self.queue_waiting = Gauge("ioc_queue_waiting", "People waiting now at a one-stop-shop site.", ["site"], registry=r)
+        self.queue_waiting_avg = Gauge(
+            "ioc_queue_waiting_avg_15m", "People waiting at a site, averaged over the last 15 minutes.", ["site"], registry=r
+        )
+        self.queue_waiting_max = Gauge(
+            "ioc_queue_waiting_max_15m", "Most people waiting at a site in the last 15 minutes.", ["site"], registry=r
         )
         self.queue_wait_est = Gauge(
             "ioc_queue_wait_estimate_seconds", "Estimated waiting time at a site.", ["site"], registry=r
         )
+        # stream-core queue indicator (streams/cameras.py) -> its gauge
+        self._queue_gauges = {
+            "queue_waiting": self.queue_waiting,
+            "queue_waiting_avg": self.queue_waiting_avg,
+            "queue_waiting_max": self.queue_waiting_max,
+            "queue_wait_est_s": self.queue_wait_est,
+        }
 
     def observe_indicators(self, records: list[Indicator], known: "KnownIds") -> None:
         """Mirror indicator records into gauges (only catalog entities)."""
@@ -148,17 +169,13 @@ class Metrics:
             if name == "rain_mm" and rec.entity in known.stations:
                 self.rain_mm.labels(rec.window, rec.entity).set(value)
             elif name in _RATE_NAMES and rec.entity in known.units:
-                self.dossier_rate.labels(name, rec.entity, rec.window).set(value)
+                self.dossier_ratio.labels(name, rec.entity, rec.window).set(value)
             elif name in _COUNT_NAMES and rec.entity in known.units:
-                self.dossier_count.labels(name, rec.entity, rec.window).set(value)
+                self.dossiers.labels(name, rec.entity, rec.window).set(value)
             elif name == "unit_score" and rec.entity in known.units:
                 self.unit_score.labels(rec.entity).set(value)
-            elif name.startswith("queue_") and rec.entity in known.sites:
-                if name == "queue_wait_est_s":
-                    self.queue_wait_est.labels(rec.entity).set(value)
-                elif name in ("queue_waiting", "queue_waiting_avg", "queue_waiting_max"):
-                    stat = {"queue_waiting": "now", "queue_waiting_avg": "avg_15m", "queue_waiting_max": "max_15m"}[name]
-                    self.queue_waiting.labels(rec.entity, stat).set(value)
+            elif name in self._queue_gauges and rec.entity in known.sites:
+                self._queue_gauges[name].labels(rec.entity).set(value)
 
     def observe_alerts(self, alerts: list[Alert]) -> None:
         for a in alerts:

@@ -30,16 +30,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import ClientDisconnect
 
+from ioc.api_models import DESCRIPTIONS, SignedIn, SignInBody, error_responses, open_access, secured
 from ioc.auth.http import MALFORMED, SESSION_COOKIE, request_credentials
 from ioc.auth.authenticator import SESSION_MAX_AGE_S
+from ioc.docs_ui import docs_page, init_script
 from ioc.serve import BodyRefused, read_body
 
 MAX_SIGNIN_BODY_BYTES = 16 * 1024
-PAGE_NEEDS = {"wall": "viewer", "console": "operator"}
+PAGE_NEEDS = {"wall": "viewer", "console": "operator", "docs": "viewer"}
 NO_STORE = {"Cache-Control": "no-store"}
 
 # (Vietnamese, English) words of the sign-in page, by situation
@@ -121,7 +123,7 @@ def _here(request: Request) -> str:
 
 
 def build_pages_router(static: Path) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(tags=["pages"])
     signin = SignInPage(static / "signin.html")
     files = {"wall": static / "index.html", "console": static / "console.html"}
 
@@ -147,6 +149,8 @@ def build_pages_router(static: Path) -> APIRouter:
             if principal.role == "ingest":
                 return signin.answer(403, "no_pages", _here(request), name=principal.name)
             return signin.answer(403, "operator", _here(request), name=principal.name, role=principal.role)
+        if which == "docs":
+            return docs_page()
         return FileResponse(files[which], headers={"Cache-Control": "no-cache"})
 
     def _kiosk(request: Request) -> Response:
@@ -163,25 +167,50 @@ def build_pages_router(static: Path) -> APIRouter:
         set_session_cookie(response, request, auth.open_session(principal))
         return response
 
-    @router.get("/")
+    @router.get("/", summary="The wall display", response_class=HTMLResponse, responses=PAGE_RESPONSES,
+                openapi_extra=secured("viewer"))
     async def wall(request: Request) -> Response:
+        """The live wall (HTML).  Without a session: 401 with the sign-in page; `?token=` signs a kiosk in
+        (303 to the same address without the token, setting the session cookie)."""
         return page(request, "wall")
 
-    @router.get("/wall/{panel}")
+    @router.get("/wall/{panel}", summary="One panel of the wall", response_class=HTMLResponse,
+                responses=PAGE_RESPONSES, openapi_extra=secured("viewer"))
     async def wall_panel(panel: str, request: Request) -> Response:
+        """The wall showing one panel full screen (rain, dossiers, queues, alerts)."""
         return page(request, "wall")
 
-    @router.get("/console")
+    @router.get("/console", summary="The operator console", response_class=HTMLResponse,
+                responses=PAGE_RESPONSES, openapi_extra=secured("operator"))
     async def operator_console(request: Request) -> Response:
+        """Acknowledge, comment, assign and silence alerts (HTML); viewers get 403 with a page saying why."""
         return page(request, "console")
 
-    @router.get("/signin")
-    async def signin_page(request: Request) -> Response:
-        situation = "signed_out" if request.query_params.get("signed_out") else "signin"
-        return signin.answer(200, situation, request.query_params.get("next") or "/")
+    @router.get("/docs", summary="This API's documentation (Swagger UI)", response_class=HTMLResponse,
+                responses=PAGE_RESPONSES, openapi_extra=secured("viewer"))
+    async def api_docs(request: Request) -> Response:
+        """Swagger UI over /openapi.json, from files installed with the server (no outside host)."""
+        return page(request, "docs")
 
-    @router.post("/signin")
+    @router.get("/api/docs", include_in_schema=False)
+    async def api_docs_alias(request: Request) -> Response:
+        return page(request, "docs")
+
+    @router.get("/docs/init.js", include_in_schema=False)
+    async def api_docs_init() -> Response:
+        return init_script()
+
+    @router.get("/signin", summary="The sign-in page", response_class=HTMLResponse,
+                responses=_html(200, "The sign-in form (HTML)."), openapi_extra=open_access())
+    async def signin_page(request: Request, next: str | None = None, signed_out: str | None = None) -> Response:
+        """A bilingual form to paste a token into; `next`: where to go afterwards (a local path)."""
+        return signin.answer(200, "signed_out" if signed_out else "signin", next or "/")
+
+    @router.post("/signin", summary="Sign in with a token", response_model=SignedIn, responses=SIGNIN_RESPONSES,
+                 openapi_extra={**open_access(), "requestBody": SIGNIN_BODY})
     async def signin_post(request: Request) -> Response:
+        """A form (`token`, `next`) → 303 to `next`; JSON `{"token"}` → 200 `{"name", "role"}`; both set the
+        `ioc_session` cookie (HttpOnly, SameSite=Strict).  A wrong token: 401 (the page again, or JSON)."""
         auth = request.app.state.auth
         as_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
         try:
@@ -201,7 +230,8 @@ def build_pages_router(static: Path) -> APIRouter:
                 auth.record_failure("missing")
             if as_json:
                 return _json({"detail": "that access token is not valid or has been revoked",
-                              "detail_vi": MESSAGES["bad_token"][0], "reason": "invalid_token"}, 401)
+                              "detail_vi": MESSAGES["bad_token"][0], "reason": "invalid_token"}, 401,
+                             {"WWW-Authenticate": "Bearer"})
             return signin.answer(401, "bad_token", next_path)
         if principal.role == "ingest":
             auth.record_failure("forbidden")
@@ -216,8 +246,11 @@ def build_pages_router(static: Path) -> APIRouter:
         set_session_cookie(response, request, auth.open_session(principal))
         return response
 
-    @router.post("/signout")
+    @router.post("/signout", summary="Sign out", status_code=204, response_class=Response,
+                 responses=SIGNOUT_RESPONSES, openapi_extra=open_access())
     async def signout(request: Request) -> Response:
+        """Ends the session on every replica and clears the cookie: 204 for a script (`X-Requested-With` or
+        `Accept: application/json`), else 303 to the sign-in page."""
         auth = request.app.state.auth
         _, session_id = request_credentials(request)
         if session_id:
@@ -229,6 +262,38 @@ def build_pages_router(static: Path) -> APIRouter:
         return response
 
     return router
+
+
+def _html(status: int, description: str) -> dict[int, dict]:
+    return {status: {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}}
+
+
+_PAGE_ERRORS = {code: {"description": DESCRIPTIONS[code] + " Answered with the sign-in page, saying why.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                        **({"headers": error_responses(401)[401]["headers"]} if code == 401 else {})}
+                for code in (401, 403)}
+PAGE_RESPONSES: dict[int | str, dict] = {
+    **_html(200, "The page (HTML)."),
+    303: {"description": "Kiosk sign-in (`?token=`): the session cookie is set; go to the same address without the "
+                         "token.", "headers": {"Location": {"schema": {"type": "string"}, "required": True}}},
+    **_PAGE_ERRORS,
+}
+_redirect = {"description": "Signed in: go to `next` (a form post).",
+             "headers": {"Location": {"schema": {"type": "string"}, "required": True}}}
+SIGNIN_RESPONSES: dict[int | str, dict] = {
+    303: _redirect,
+    **error_responses(400, 401, 403, 413, html=(401, 403)),
+}
+SIGNIN_BODY = {"required": True, "content": {
+    "application/json": {"schema": {k: v for k, v in SignInBody.model_json_schema().items() if k != "title"}},
+    "application/x-www-form-urlencoded": {"schema": {k: v for k, v in SignInBody.model_json_schema().items()
+                                                     if k != "title"}},
+}}
+SIGNOUT_RESPONSES: dict[int | str, dict] = {
+    204: {"description": "Signed out (a script)."},
+    303: {"description": "Signed out: go to the sign-in page.",
+          "headers": {"Location": {"schema": {"type": "string"}, "required": True}}},
+}
 
 
 def _fields(body: bytes, as_json: bool) -> dict | None:
@@ -244,5 +309,6 @@ def _fields(body: bytes, as_json: bool) -> dict | None:
         return None
 
 
-def _json(data: dict, status: int) -> Response:
-    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json", headers=NO_STORE)
+def _json(data: dict, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json",
+                    headers={**NO_STORE, **(headers or {})})

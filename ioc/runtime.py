@@ -188,6 +188,10 @@ class Runtime:
         # replaces it with its simulated clock.  Journaled with each batch, so a replay admits alike.
         self.live_now: Callable[[], float | None] = clock
         self.on_alerts: list[Callable[[list[Alert]], None]] = []
+        from ioc.history import HistoryRecorder, HistoryStore
+
+        self.history = HistoryStore(data)  # trend summaries (ioc.history), fed from journaled segments
+        self.on_processed: list[Callable[[Any, list[Event]], None]] = [HistoryRecorder(self.history)]
         self.engine_initial_state: dict | None = None  # set by the alerting adapter
         self.apply_op: Callable[[dict], None] = lambda op: None
         self.restored_events = 0
@@ -211,6 +215,9 @@ class Runtime:
             out["degraded"] = [f"{k}: {v}" for k, v in sorted(self._degraded.items())]
         if self.quarantined:
             out["quarantined"] = self.quarantined
+        demo = getattr(self, "demo", None)  # set by ioc.demo.DemoFeed: walls show "demo ×N" above speed 1
+        if demo:
+            out["demo"] = dict(demo)
         return out
 
     def _degrade(self, topic: str, reason: str) -> None:
@@ -353,6 +360,16 @@ class Runtime:
             self.metrics.events_ingested.labels(f).inc(n)
         if result.alerts:
             self.metrics.observe_alerts(result.alerts)
+        self._processed(result, events)
+
+    def _processed(self, result, kept: list[Event]) -> None:
+        """The on_processed callbacks (trend history) for one journaled segment, live or replayed."""
+        for cb in self.on_processed:
+            try:
+                cb(result.records, kept)
+            except Exception as exc:  # noqa: BLE001 - a summary must never stop the stream
+                log.exception("an on_processed callback failed")
+                self._degrade("history", f"{type(exc).__name__}: {exc}")
 
     def _quarantine(self, what: str, reason: str, raw: bytes, segment: int, offset: int) -> None:
         key = (what, segment, offset, hash(raw))
@@ -405,6 +422,7 @@ class Runtime:
             log.exception("final checkpoint failed; the next start replays the journal")
         self.journal.close()
         self.dead_letters.close()
+        self.history.close()
         if self._own_lock:
             self.lock.release()
 
@@ -641,6 +659,7 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001 - the batch is durable; only its fan-out failed
             log.exception("publishing a processed batch failed")
             self._degrade("publish", f"{type(exc).__name__}: {exc}")
+        self._processed(result, kept)
 
     def _write_commit(self, commit) -> None:
         engine = self._engine

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ioc.catalog import Catalog
 from ioc.config import Config
@@ -79,11 +80,17 @@ class Alerting:
 
         install_token_redaction()
         return build_alerts_router(
-            JournaledActions(self.engine, runtime), auth if auth is not None else self.authenticator(runtime),
+            JournaledActions(self.engine, runtime, notify=self.wake_notifiers),
+            auth if auth is not None else self.authenticator(runtime),
             on_update=lambda a: runtime.publish_updates([a]),
             deliveries=self.notify.deliveries_for if self.notify is not None else None,
             cap_settings=cap_settings_from_env(self.engine.catalog),  # a bad IOC_CAP_* stops the start (exit 2)
         )
+
+    def wake_notifiers(self) -> None:
+        """An action outside the batches put a notification in the outbox (a test alert): send it now."""
+        self._wake.set()
+        self._notify_wake.set()
 
     def attach(self, runtime) -> None:
         """Let the runtime's restore reset the engine and replay journaled operator actions."""
@@ -95,6 +102,9 @@ class Alerting:
         if self.notifier is not None:
             self._wake.set()  # deliver what a previous run queued but did not send
             self._task = asyncio.create_task(self._deliver(), name="ioc-notifier")
+        self._test_task = asyncio.create_task(  # test alerts end by themselves (also those of a previous run)
+            expire_test_alerts(JournaledActions(self.engine, runtime, notify=self.wake_notifiers), runtime.publish_updates),
+            name="ioc-test-alerts")
         if self.notify is not None:
             self.notify.metrics = getattr(runtime, "metrics", None)
             runtime.on_alerts.append(lambda alerts: self._notify_wake.set())
@@ -112,6 +122,10 @@ class Alerting:
                 self._wake.set()
 
     async def stop(self) -> None:
+        if getattr(self, "_test_task", None) is not None:
+            self._test_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._test_task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -143,9 +157,10 @@ class JournaledActions:
     to the engine.
     """
 
-    def __init__(self, engine, runtime) -> None:
+    def __init__(self, engine, runtime, notify: Callable[[], None] | None = None) -> None:
         self._engine = engine
         self._runtime = runtime
+        self._notify = notify  # wakes the notifiers after an action that notifies (the test alert)
 
     def __getattr__(self, name: str):
         return getattr(self._engine, name)
@@ -188,11 +203,59 @@ class JournaledActions:
         return self._engine.set_risk_level(unit, rule=rule, level=level, raise_by=raise_by, reason=reason, by=by,
                                            at=at)
 
+    def send_test_alert(self, by: str, at: float, *, unit: str | None = None, ttl_s: float):
+        """The operator's test alert (alerts/test_alert.py), journaled like any action; while one is
+        active it is answered as it is and nothing is journaled."""
+        cur = self._engine.active_test_alert()
+        if cur is not None:
+            return cur, False
+        self._runtime.journal_op({"op": "test_alert", "by": by, "at": at, "unit": unit, "ttl_s": ttl_s})
+        a = self._engine.send_test_alert(by, at, unit=unit, ttl_s=ttl_s)
+        self._after_test("firing")
+        return a, True
+
+    def resolve_test_alert(self, alert_id: str, at: float, by: str = ""):
+        self._engine.check_resolve_test_alert(alert_id)  # NotFound / NotActive / ValueError: not journaled
+        self._runtime.journal_op({"op": "test_alert_resolve", "id": alert_id, "by": by, "at": at})
+        a = self._engine.resolve_test_alert(alert_id, at)
+        self._after_test("resolved")
+        return a
+
+    def _after_test(self, transition: str) -> None:
+        """Wake the notifiers (its message goes out now, not with the next batch) and count it."""
+        if self._notify is not None:
+            self._notify()
+        metrics = getattr(self._runtime, "metrics", None)
+        if metrics is not None and hasattr(metrics, "test_alerts"):
+            metrics.test_alerts.labels(transition).inc()
+
     def remove_silence(self, silence_id: str, by: str = "", at: float | None = None) -> bool:
         if not any(s.id == silence_id for s in self._engine.silences()):
             return False
         self._runtime.journal_op({"op": "silence_remove", "id": silence_id, "by": by, "at": at})
         return self._engine.remove_silence(silence_id, by, at)
+
+
+TEST_EXPIRY_POLL_S = 1.0
+
+
+async def expire_test_alerts(actions: JournaledActions, publish, clock=time.time) -> None:
+    """End the active test alert once its time is up (alerts/test_alert.py), as a journaled action at
+    exactly `expires_at`, so a restart replays the same end and one past its time ends at start-up."""
+    from alerts import test_alert
+
+    while True:
+        try:
+            a = actions.active_test_alert()
+            if a is not None:
+                from ioc.timeutil import parse_ts
+
+                ends = test_alert.expires_at(a, parse_ts(a.started or a.ts))
+                if ends <= clock():
+                    publish([actions.resolve_test_alert(a.id, ends, by="")])
+        except Exception:  # noqa: BLE001 - tried again at the next poll
+            log.exception("ending the test alert failed")
+        await asyncio.sleep(TEST_EXPIRY_POLL_S)
 
 
 def apply_op(engine, op: dict) -> None:
@@ -218,6 +281,10 @@ def apply_op(engine, op: dict) -> None:
         elif op["op"] == "risk_level":  # an operator's Decision 18 level (alerts/risk)
             engine.set_risk_level(op["unit"], rule=op["rule"], level=op.get("level"), raise_by=op.get("raise_by"),
                                   reason=op.get("reason", ""), by=op["by"], at=op["at"])
+        elif op["op"] == "test_alert":  # the operator's test alert (alerts/test_alert.py)
+            engine.send_test_alert(op["by"], op["at"], unit=op.get("unit"), ttl_s=op["ttl_s"])
+        elif op["op"] == "test_alert_resolve":
+            engine.resolve_test_alert(op["id"], op["at"])
         elif op["op"] == "silence_remove":  # journals before issue 17 carry no by/at
             engine.remove_silence(op["id"], op.get("by", ""), op.get("at"))
         else:

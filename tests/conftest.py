@@ -15,6 +15,9 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# demo servers of the suite skip the month of demo trend history (~7 s of CPU each on 2 cores); the shared
+# browser demo server, which the trend views are tested on, turns it back on (tests/browser/conftest.py)
+os.environ.setdefault("IOC_DEMO_HISTORY", "0")
 IOC = [sys.executable, "-m", "ioc.cli"]
 VIEWER_TOKEN = "test-viewer-token"
 OPERATOR_TOKEN = "test-operator-token"
@@ -148,9 +151,11 @@ def _answers(host: str, port: int) -> bool:
 def mqtt_broker():
     """(host, port) of a real Mosquitto: the local one on 1883 when it answers, else one we start.
 
-    IOC_TEST_OWN_MOSQUITTO=1 forces starting a private broker.
+    IOC_TEST_OWN_MOSQUITTO=1 forces starting a private broker; so do parallel runs (pytest-xdist), where
+    two processes' subscribers on one broker would receive each other's test messages.
     """
-    if not os.environ.get("IOC_TEST_OWN_MOSQUITTO") and _answers("127.0.0.1", 1883):
+    own = os.environ.get("IOC_TEST_OWN_MOSQUITTO") or os.environ.get("PYTEST_XDIST_WORKER")
+    if not own and _answers("127.0.0.1", 1883):
         yield ("127.0.0.1", 1883)
         return
     binary = MOSQUITTO if os.path.exists(MOSQUITTO) else shutil.which("mosquitto")

@@ -32,6 +32,7 @@ _COUNT = {"vi": "{n} cảnh báo", "en": "{n} alerts"}
 _UNACKED = {"vi": "Chưa ai xác nhận sau {m} phút.", "en": "Not acknowledged after {m} min."}
 _DONE = {"vi": "(đã kết thúc)", "en": "(resolved)"}
 _ACKED = {"vi": "(đã xác nhận: {by})", "en": "(acknowledged by {by})"}
+_TEST = {"vi": "THỬ", "en": "TEST"}  # an operator's test alert (alerts/test_alert.py): never a real incident
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,10 @@ def render(alerts: list[dict], kind: str, lang: str, *, title: str = "IOC", link
     head = " — ".join(x for x in (_SEVERITY[lang].get(top, top.upper()), label) if x)
     first = shown[0]
     n = len(active) if kind != "resolved" else len(alerts)
-    subject = f"[{title}] {head}: {first['message'].get(lang, '')}"
+    tag = f" [{_TEST[lang]}]" if any((a.get("labels") or {}).get("test") == "true" for a in alerts) else ""
+    subject = f"[{title}]{tag} {head}: {first['message'].get(lang, '')}"
     if n > 1:
-        subject = f"[{title}] {head}: {_COUNT[lang].format(n=n)}"
+        subject = f"[{title}]{tag} {head}: {_COUNT[lang].format(n=n)}"
     subject = subject.split("\n")[0][:160]
     lines = [subject]
     if kind == "unacked" and waited_s is not None:

@@ -142,6 +142,88 @@ export function entityName(catalog, id) {
   return id;
 }
 
+// Name prefixes abbreviated where space is short (tiles, tables, crumbs); the full name goes in `title`.
+const SHORT_VI = [[/^Thành phố\s+/u, "TP. "], [/^Thị xã\s+/u, "TX. "], [/^Thị trấn\s+/u, "TT. "], [/^Huyện\s+/u, "H. "],
+  [/^Phường\s+/u, "P. "], [/^Trung tâm Phục vụ hành chính công\s+/u, "TT PVHCC "], [/^Bộ phận một cửa\s+/u, "BPMC "]];
+// the usual abbreviations of department names ("Sở Tài nguyên và Môi trường" → "Sở TN&MT")
+const DEPT_VI = [["Tài nguyên và Môi trường", "TN&MT"], ["Kế hoạch và Đầu tư", "KH&ĐT"], ["Giao thông vận tải", "GTVT"],
+  ["Lao động - Thương binh và Xã hội", "LĐ-TB&XH"], ["Văn hóa, Thể thao và Du lịch", "VH-TT&DL"],
+  ["Thông tin và Truyền thông", "TT&TT"], ["Nông nghiệp và Phát triển nông thôn", "NN&PTNT"],
+  ["Khoa học và Công nghệ", "KH&CN"], ["Giáo dục và Đào tạo", "GD&ĐT"]].map(([long, short]) => [new RegExp(`^Sở ${long}$`, "iu"), `Sở ${short}`]);
+const SHORT_EN = [[/^Department of\s+/u, "Dept. of "], [/\s+and\s+/gu, " & "], [/\s+Province$/u, ""], [/\s+District$/u, " Dist."]];
+// the acronyms used in English for the departments whose "Dept. of …" is still too long for a table cell
+const DEPT_EN = new Map([["Natural Resources and Environment", "DONRE"], ["Planning and Investment", "DPI"],
+  ["Labour, Invalids and Social Affairs", "DOLISA"], ["Agriculture and Rural Development", "DARD"],
+  ["Culture, Sports and Tourism", "DCST"], ["Information and Communications", "DIC"], ["Science and Technology", "DOST"],
+  ["Education and Training", "DOET"], ["Industry and Trade", "DOIT"]]);
+const SHORT_MAX_CHARS = 24;
+
+/** Short display name of a catalog entity, for cells and tiles (the full name goes in `title`). */
+export function shortName(catalog, id) {
+  return abbreviate(entityName(catalog, id));
+}
+
+/** "Huyện Lập Thạch" → "H. Lập Thạch", "Department of Justice" → "Dept. of Justice" ("Sở …" stays as is). */
+export function abbreviate(name) {
+  let out = String(name ?? "");
+  for (const [re, to] of [...DEPT_VI, ...SHORT_VI]) out = out.replace(re, to);
+  if (out.startsWith("Department of ") || / (Province|District)$/u.test(out)) {
+    const acronym = DEPT_EN.get(out.replace(/^Department of\s+/u, ""));
+    for (const [re, to] of SHORT_EN) out = out.replace(re, to);
+    if (acronym && out.length > SHORT_MAX_CHARS) out = acronym;
+  }
+  return out;
+}
+
+/** What a unit is, for labels: the root is the province, a unit of province level under it a department. */
+export function unitKind(catalog, id) {
+  const u = catalog?.unitById?.get(id);
+  if (!u) return "province";
+  if (id === catalog.rootId) return "province";
+  return u.level === "province" ? "department" : u.level;
+}
+
+/**
+ * Shrink the font of each element until its text fits its box (one measure per new text and width;
+ * the result is remembered).  An element with `data-short` falls back to that shorter text when even
+ * the smallest size (minScale) is too wide.  Numbers and names never wrap: the CSS says `nowrap`.
+ */
+const fitCache = new Map(); // class|text|width → {px: font size that fits ("" = the CSS size), text: replacement or null}
+export function fitText(nodes, minScale = 0.6) {
+  // read every width first, then write: one layout for the known texts, a measure only for new ones
+  const items = [...nodes].map((node) => ({ node, w: node.clientWidth })).filter((x) => x.w > 0);
+  const misses = [];
+  for (const x of items) {
+    x.key = `${x.node.className}|${x.node.textContent}|${x.w}`;
+    const fit = fitCache.get(x.key);
+    if (!fit) misses.push(x);
+    else applyFit(x.node, fit);
+  }
+  for (const { node, w, key } of misses) {
+    let fit = measureFit(node, w, minScale);
+    if (fit.tooWide && node.dataset.short && node.dataset.short !== node.textContent) {
+      node.textContent = node.dataset.short;
+      fit = { ...measureFit(node, w, minScale), text: node.dataset.short };
+    }
+    if (fitCache.size > 4000) fitCache.clear();
+    fitCache.set(key, fit);
+    applyFit(node, fit);
+  }
+}
+
+function measureFit(node, w, minScale) {
+  node.style.fontSize = "";
+  const need = node.scrollWidth;
+  const base = parseFloat(getComputedStyle(node).fontSize) || 16;
+  const scale = (w - 1) / need;
+  return { px: need > w ? `${(base * Math.max(minScale, scale)).toFixed(2)}px` : "", text: null, tooWide: scale < minScale };
+}
+
+function applyFit(node, fit) {
+  if (fit.text != null && node.textContent !== fit.text) node.textContent = fit.text;
+  if (node.style.fontSize !== fit.px) node.style.fontSize = fit.px;
+}
+
 export function indexCatalog(cat) {
   cat.stations ??= []; cat.units ??= []; cat.sites ??= []; cat.targets ??= {};
   cat.unitById = new Map(cat.units.map((u) => [u.id, u]));

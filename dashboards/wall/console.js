@@ -167,7 +167,8 @@ function renderAlerts() {
     },
       el("td", { class: "nowrap", text: fmtDateTime(alertStart(a)) }),
       el("td", {}, el("span", { class: `sev sev-${a.severity}`, text: t(`severity.${a.severity}`) })),
-      el("td", {}, el("div", { class: "rule", text: ruleName(a.rule) + (a.labels?.level ? ` · ${t("risk.short", { n: a.labels.level })}` : "") }),
+      el("td", {}, el("div", { class: "rule", text: ruleName(a.rule) + (a.labels?.level ? ` · ${t("risk.short", { n: a.labels.level })}` : "") },
+        isTest(a) ? el("span", { class: "c-test-mark", "data-testid": "test-mark", title: t("alerts.test_help"), text: t("alerts.test_mark") }) : null),
         el("div", { class: "msg", text: a.message?.[lang] || a.message?.vi || "" }),
         a.value != null ? el("div", { class: "sub", text: t("alerts.value", { v: fmtNumber(Number(a.value), Number.isInteger(a.value) ? 0 : 1) }) }) : null),
       el("td", {}, el("div", { text: entityName(catalog, a.entity) }), el("div", { class: "sub", text: a.entity })),
@@ -183,10 +184,58 @@ function renderAlerts() {
         !acked ? el("button", { type: "button", class: "primary", "data-testid": "ack-button", "data-alert-id": a.id, text: t("console.ack"), onclick: () => openAck(a) }) : null,
         mayAct ? el("button", { type: "button", "data-testid": "comment-button", text: t("console.comment_add"), onclick: () => openComment(a) }) : null,
         mayAct ? el("button", { type: "button", "data-testid": "assign-button", text: t("console.assign"), onclick: () => openAssign(a) }) : null,
-        mayAct && a.assignee ? el("button", { type: "button", "data-testid": "unassign-button", text: t("console.unassign"), onclick: () => unassign(a) }) : null) : null),
+        mayAct && a.assignee ? el("button", { type: "button", "data-testid": "unassign-button", text: t("console.unassign"), onclick: () => unassign(a) }) : null,
+        mayAct && isTest(a) ? el("button", { type: "button", "data-testid": "resolve-test-button", text: t("console.test_resolve"), onclick: () => resolveTest(a) }) : null) : null),
     );
   }));
   markLinked(body);
+}
+
+// ------------------------------------------------------- test alert (POST /api/alerts/test)
+function isTest(a) { return a?.labels?.test === "true"; }
+
+async function sendTest() {
+  const b = $("test-alert");
+  b.disabled = true;
+  try {
+    const a = await api("POST", "/api/alerts/test", {});
+    if (a.result === "already_active") showMsg(t("console.test_active", { by: a.labels?.requested_by ?? "" }), "err");
+    else {
+      const start = parseTs(a.started ?? a.ts);
+      const end = start + Number(a.labels?.ttl_s ?? 120) * 1000;
+      showMsg(t("console.test_sent", { time: fmtDateTime(start), end: fmtDateTime(end) }));
+    }
+    await refresh();
+  } catch (e) { handleError(e); }
+  finally { b.disabled = false; }
+}
+
+async function resolveTest(a) {
+  try {
+    await api("POST", `/api/alerts/${encodeURIComponent(a.id)}/resolve`);
+    showMsg(t("console.test_resolved"));
+    await refresh();
+  } catch (e) { handleError(e); }
+}
+
+// the demo at a speed above 1 races ahead of the wall clock: say so (GET /healthz, ioc/demo.py)
+let demoSpeed = null;
+async function loadDemo() {
+  try {
+    const res = await fetch("/healthz", { cache: "no-store" });
+    demoSpeed = Number((await res.json())?.demo?.speed) || null;
+  } catch { demoSpeed = null; /* an older server: no badge */ }
+  renderDemo();
+}
+
+function renderDemo() {
+  const badge = $("demo-badge");
+  badge.hidden = !(demoSpeed > 1);
+  if (!(demoSpeed > 1)) return;
+  const n = fmtNumber(demoSpeed, Number.isInteger(demoSpeed) ? 0 : 1);
+  badge.textContent = t("demo.badge", { n });
+  badge.title = t("demo.badge_help", { n });
+  badge.dataset.speed = String(demoSpeed);
 }
 
 // a notification or CAP message links to /console#alert=<id>: that row is marked and scrolled to once
@@ -381,6 +430,7 @@ function relabel() {
   document.title = `IOC — ${t("console.title")}`;
   fillSelects();
   if (!$("who").hidden) $("who").textContent = whoText();
+  renderDemo();
   if (tab === "alerts") renderAlerts(); else renderSilences();
 }
 
@@ -397,6 +447,7 @@ function bindHandlers() {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => setTab(b.dataset.tab));
   $("filters").addEventListener("change", refresh);
   $("refresh").addEventListener("click", refresh);
+  $("test-alert").addEventListener("click", sendTest);
   $("ack-form").addEventListener("submit", (ev) => { ev.preventDefault(); confirmAck(); });
   $("ack-cancel").addEventListener("click", () => $("ack-dialog").close());
   $("comment-form").addEventListener("submit", (ev) => { ev.preventDefault(); confirmComment(); });
@@ -416,6 +467,7 @@ async function boot() {
   } catch { /* the console still works without names */ }
   $("province").textContent = catalog ? (entityName(catalog, catalog.rootId) || catalog.name) : "";
   relabel();
+  loadDemo();
   showSignedIn(); // the server answers this page to a signed-in operator only
   document.body.dataset.ready = "true";
   window.addEventListener("hashchange", () => { linkedShown = null; renderAlerts(); });

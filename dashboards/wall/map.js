@@ -1,7 +1,9 @@
 // Rain map drawn as SVG from the catalog coordinates only (no tiles, no
 // outside host).  Equirectangular projection scaled by cos(latitude), a
 // rounded hull of the stations as the province area, district labels at the
-// centroid of their stations, a 0.1° graticule and a scale bar.
+// centroid of their stations, a 0.1° graticule and a scale bar.  Labels are
+// placed so that none overlaps another, a station dot or a no-signal mark
+// (placeLabels); those that cannot be placed, the least important, are hidden.
 
 import { t, el, fmtMm, entityName } from "./common.js";
 
@@ -89,7 +91,8 @@ export function renderMap(svg, cat) {
     const h = hull(list);
     const cx = list.reduce((a, p) => a + p[0], 0) / list.length, cy = list.reduce((a, p) => a + p[1], 0) / list.length;
     const name = entityName(cat, d).replace(/^(Huyện|Thành phố|Thị xã|Quận)\s+/u, "").replace(/\s+(District|City|Town)$/u, "");
-    labels.append(s("text", { x: cx, y: cy - 30 * unit, class: "district-label", "text-anchor": "middle", "data-unit": d }, name.toUpperCase()));
+    labels.append(s("text", { x: cx, y: cy - 30 * unit, class: "district-label", "text-anchor": "middle", "data-unit": d },
+      s("title", {}, entityName(cat, d)), name.toUpperCase()));
   }
   svg.append(dg, labels);
 
@@ -110,12 +113,19 @@ export function renderMap(svg, cat) {
       s("circle", { class: "pulse", r: 14 * unit }),
       s("circle", { class: "risk-ring", r: 20 * unit }),
       s("circle", { class: "dot", r: 13 * unit }),
-      s("text", { class: "val", y: 36 * unit, "text-anchor": "middle" }, ""),
-      s("text", { class: "sub", y: 54 * unit, "text-anchor": "middle" }, ""));
+      s("g", { class: "lbl" },
+        s("text", { class: "val", y: 36 * unit, "text-anchor": "middle" }, ""),
+        s("text", { class: "sub", y: 54 * unit, "text-anchor": "middle" }, "")));
     marks.append(g);
   });
   svg.append(marks);
+  svg.dataset.width = String(width);
+  svg.dataset.height = String(height);
+  svg._labelSig = null;
 }
+
+// Dot radius (map units) by rain class: a wetter gauge is also a bigger dot, whatever the colour.
+const DOT_R = { light: 10, rain: 11.5, moderate: 13, heavy: 15, very_heavy: 17 };
 
 /** Update the station marks from [{id, has, stale, v1, v3, v24, cls, risk, alerting}]. */
 export function updateMap(svg, states) {
@@ -143,12 +153,81 @@ export function updateMap(svg, states) {
     g.dataset.rain24h = st.v24 ?? "";
     g.dataset.rain3h = st.v3 ?? "";
     g.dataset.rain1h = st.v1 ?? "";
+    const dot = g.querySelector(".dot");
+    const r = String((st.has && !st.stale ? DOT_R[st.cls] ?? 13 : 13) * Number(svg.style.getPropertyValue("--u") || 1));
+    if (dot.getAttribute("r") !== r) dot.setAttribute("r", r);
+    g._priority = st.stale ? 1e9 : (st.risk ?? 0) * 1e6 + (st.alerting ? 5e5 : 0) + (st.has && st.v24 > 0 ? 1e3 + st.v24 : 0);
     const [vt, stx] = g.querySelectorAll("text");
     if (vt.textContent !== val) vt.textContent = val;
     if (stx.textContent !== sub) stx.textContent = sub;
     const title = g.querySelector("title");
     const name = title.textContent.split("\n")[0];
     title.textContent = `${name}\n1h ${fmtMm(st.v1)} · 3h ${fmtMm(st.v3)} · 24h ${fmtMm(st.v24)} mm${st.stale ? "\n" + t("rain.no_signal") : ""}`;
+  }
+  placeLabels(svg);
+}
+
+const overlaps = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+
+/**
+ * Greedy label placement: labels in priority order (no-signal first, then risk level, alerting,
+ * rain amount; district names after the gauges with rain; gauges with nothing to report last), each
+ * at the first of its candidate positions that stays on the map and clear of the dots, the no-signal
+ * marks and the labels already placed; a label with no free position is hidden.  Runs only when a
+ * label's text or the layout changed.
+ */
+function placeLabels(svg) {
+  const marks = [...svg.querySelectorAll('[data-testid="station-mark"]')];
+  const districts = [...svg.querySelectorAll(".district-label")];
+  if (!marks.length || !svg.getBoundingClientRect().width) return; // not drawn (another panel is full screen)
+  const single = document.body.classList.contains("single");
+  const sig = single + "|" + marks.map((g) => `${g.getAttribute("class")}|${g.querySelector(".lbl").textContent}`).join(";");
+  if (svg._labelSig === sig) return;
+  svg._labelSig = sig;
+  const u = Number(svg.style.getPropertyValue("--u") || 1);
+  const W = Number(svg.dataset.width), H = Number(svg.dataset.height);
+  const pad = 3 * u;
+  const grow = (b, m) => ({ x: b.x - m, y: b.y - m, w: b.w + 2 * m, h: b.h + 2 * m });
+  const placed = [];
+  // every dot is an obstacle (a no-signal mark is its dot); ring included
+  const dots = marks.map((g) => {
+    const [x, y] = g.getAttribute("transform").match(/-?[\d.]+/g).map(Number);
+    const r = Math.max(Number(g.querySelector(".dot").getAttribute("r")), g.classList.toString().includes("risk-") ? 23 * u : 0);
+    return { g, x, y, box: { x: x - r, y: y - r, w: 2 * r, h: 2 * r }, r };
+  });
+  for (const d of dots) placed.push(d.box);
+  const fits = (b) => b.x >= 0 && b.y >= 0 && b.x + b.w <= W && b.y + b.h <= H && !placed.some((p) => overlaps(grow(b, pad / 2), p));
+  const jobs = [];
+  for (const d of dots) {
+    const lbl = d.g.querySelector(".lbl");
+    lbl.classList.remove("lbl-hidden");
+    lbl.removeAttribute("transform");
+    if (!lbl.textContent.trim()) { lbl.classList.add("lbl-hidden"); continue; }
+    const bb = lbl.getBBox();
+    if (!bb.width) continue;
+    const R = d.r + pad, w = bb.width, h = bb.height;
+    // top-left corners of the label box, relative to the station: below, above, right, left, then the diagonals
+    const spots = [[-w / 2, R], [-w / 2, -R - h], [R, -h / 2], [-R - w, -h / 2], [R * 0.7, R * 0.7], [-R * 0.7 - w, R * 0.7],
+      [R * 0.7, -R * 0.7 - h], [-R * 0.7 - w, -R * 0.7 - h]];
+    jobs.push({ prio: d.g._priority ?? 0, el: lbl, bb, spots: spots.map(([tx, ty]) => [d.x + tx, d.y + ty]), shift: true, at: [d.x, d.y] });
+  }
+  for (const el of districts) {
+    el.classList.remove("lbl-hidden");
+    el.removeAttribute("transform");
+    const bb = el.getBBox();
+    const offs = [[0, 0], [0, -24 * u], [0, 24 * u], [-40 * u, 0], [40 * u, 0], [0, -48 * u], [0, 48 * u]];
+    jobs.push({ prio: 900, el, bb, spots: offs.map(([dx, dy]) => [bb.x + dx, bb.y + dy]), shift: false });
+  }
+  jobs.sort((a, b) => b.prio - a.prio);
+  for (const j of jobs) {
+    const { w, h } = { w: j.bb.width, h: j.bb.height };
+    const spot = j.spots.find(([x, y]) => fits({ x, y, w, h }));
+    if (!spot) { j.el.classList.add("lbl-hidden"); continue; }
+    const box = { x: spot[0], y: spot[1], w, h };
+    placed.push(grow(box, pad / 2));
+    // the label's own coordinates: a station's are relative to its mark, a district's to the map
+    const dx = spot[0] - j.bb.x - (j.shift ? j.at[0] : 0), dy = spot[1] - j.bb.y - (j.shift ? j.at[1] : 0);
+    if (Math.abs(dx) > 0.01 || Math.abs(dy) > 0.01) j.el.setAttribute("transform", `translate(${dx.toFixed(1)},${dy.toFixed(1)})`);
   }
 }
 

@@ -7,11 +7,12 @@
 
 import {
   loadI18n, t, ruleName, getLang, setLang, applyI18n, el, fmtNumber, fmtPct, fmtMm, fmtTime, fmtAge, fmtDuration,
-  parseTs, entityName, indexCatalog, localDate, safeGet, safeSet, SEVERITY_ORDER,
+  parseTs, entityName, shortName, abbreviate, unitKind, fitText, indexCatalog, localDate, safeGet, safeSet, SEVERITY_ORDER,
 } from "./common.js";
 import { Store, LiveConnection, FEEDS } from "./live.js";
 import { renderMap, updateMap, renderLegend, RAIN_CLASSES } from "./map.js";
 import * as sound from "./sound.js";
+import { showTrend } from "./trends.js";
 
 const PANELS = ["kpi", "ranking", "rain", "queues", "alerts"];
 const KPIS = [
@@ -25,6 +26,8 @@ const KPIS = [
 // Overdue tile: 0 green; up to this share of open dossiers yellow; above red.
 const OVERDUE_YELLOW_SHARE = 0.02;
 const FOCUS_MS = 30000;
+// text that must fit its box: shrunk (fitText) rather than wrapped or cut
+const FIT_SELECTOR = "#wall .fit, #wall .rank-head > span, #wall .queue small, #wall .queue b, #wall .rank-row .rate";
 const DENIED_RETRY_MS = 60000;
 
 const params = new URLSearchParams(location.search);
@@ -64,6 +67,7 @@ async function boot() {
   ui.drill = cat.rootId;
   if (ui.selected && !cat.unitById.has(ui.selected)) ui.selected = null;
   document.getElementById("province-name").textContent = entityName(cat, cat.rootId) || cat.name || cat.province;
+  showDemoSpeed(); // "demo ×N" when the demo races ahead of the wall clock (GET /healthz, ioc/demo.py)
   document.title = `IOC — ${cat.name || cat.province}`;
   renderMap(document.getElementById("rain-map"), cat);
   conn = new LiveConnection({
@@ -71,14 +75,14 @@ async function boot() {
     watermark: () => store.watermark(),
     onSnapshot: (records, first) => {
       const prev = store.replace(records);
-      cueNewAlerts(records.filter((r) => r.type === "alert"), first ? null : prev, first);
+      cueNewAlerts(records.filter((r) => r.type === "alert"), first ? null : prev);
       dirty = true;
     },
     onDelta: (records) => {
       const alerts = records.filter((r) => r.type === "alert");
       const prev = new Map(alerts.map((a) => [a.id, store.alerts.get(a.id)]));
       store.upsert(records);
-      cueNewAlerts(alerts, prev, false);
+      cueNewAlerts(alerts, prev);
       dirty = true;
     },
     onHeartbeat: (msg) => {
@@ -92,6 +96,21 @@ async function boot() {
   document.body.classList.remove("booting");
   loop();
   setInterval(() => { dirty = true; }, 1000); // ages and clock
+}
+
+async function showDemoSpeed() {
+  let speed = null;
+  try { speed = Number((await (await fetch("/healthz", { cache: "no-store" })).json())?.demo?.speed) || null; } catch { /* no badge */ }
+  if (!(speed > 1)) return;
+  const badge = el("span", { class: "chip demo-speed", "data-testid": "demo-badge", "data-speed": String(speed) });
+  const label = () => {
+    const n = fmtNumber(speed, Number.isInteger(speed) ? 0 : 1);
+    badge.textContent = t("demo.badge", { n });
+    badge.title = t("demo.badge_help", { n });
+  };
+  label();
+  document.getElementById("lang-toggle").addEventListener("click", label); // after wireChrome's: the new language
+  document.getElementById("province-name").after(" ", badge);
 }
 
 async function fetchCatalog() {
@@ -218,12 +237,12 @@ function renderConnBanner(text) {
 }
 
 // ---------------------------------------------------------------- alerts cue
-function cueNewAlerts(alerts, prevMap, first) {
+function cueNewAlerts(alerts, prevMap) {
   let newest = null;
   for (const a of alerts) {
     const tag = `${a.id}@${a.started ?? ""}`;
+    // an unacknowledged critical already firing when the page loads (a kiosk reboot) is cued like a new one
     const isCrit = a.state === "firing" && a.severity === "critical" && !a.acknowledged;
-    if (first) { if (isCrit) ui.seenAlerts.add(tag); continue; }
     if (!isCrit || ui.seenAlerts.has(tag)) continue;
     const prev = prevMap?.get(a.id);
     if (prev && prev.state === "firing" && prev.severity === "critical" && (prev.started ?? "") === (a.started ?? "")) {
@@ -268,6 +287,7 @@ function renderAll() {
   renderAlerts();
   renderToast(now);
   document.getElementById("wall").classList.toggle("focus-alerts", now < ui.focusUntil);
+  fitText(document.querySelectorAll(FIT_SELECTOR));
 }
 
 function renderFeedStrip() {
@@ -332,12 +352,12 @@ function kpiTile(def, unitId) {
     "data-testid": "kpi-tile", "data-indicator": def.name, "data-unit": unitId, "data-window": window,
     "data-status": status, "data-stale": stale ? "true" : "false", "data-value": rec?.value ?? "",
   },
-    el("div", { class: "tile-label", text: t(`kpi.${def.key}`) }),
-    el("div", { class: "tile-value", text: value }),
-    el("div", { class: "tile-foot" },
+    el("div", { class: "tile-label", text: t(`kpi.${def.key}`), title: t(`kpi.${def.key}`) }),
+    el("div", { class: "tile-value fit", text: value }),
+    el("div", { class: "tile-foot fit" },
       el("span", { class: "tile-status" }, el("span", { class: "tile-ico", text: STATUS_ICON[status] }), t(`status.${status}`)),
       el("span", { class: "tile-target", text: target, title: targetTitle || null })),
-    el("div", { class: "tile-age", title: rec?.ts ?? "" },
+    el("div", { class: "tile-age fit", title: rec?.ts ?? "" },
       stale ? t("kpi.stale") : rec ? t("kpi.age", { time: fmtTime(rec._ts), age: fmtAge(age) }) : t("kpi.nodata")),
   );
 }
@@ -353,8 +373,8 @@ function renderKpi() {
   for (const unitId of groups) {
     const u = cat.unitById.get(unitId);
     const head = el("div", { class: "kpi-group-head" },
-      el("span", { class: "kpi-level", text: t(`level.${u?.level ?? "province"}`) }),
-      el("span", { class: "kpi-unit", text: entityName(cat, unitId) }),
+      el("span", { class: "kpi-level", "data-kind": unitKind(cat, unitId), text: t(`level.${unitKind(cat, unitId)}`) }),
+      el("span", { class: "kpi-unit fit", text: entityName(cat, unitId), title: entityName(cat, unitId), "data-short": shortName(cat, unitId) }), // the detail view: the full name if it fits at all
       periodLabel(unitId),
       unitId !== rootId ? el("button", { type: "button", class: "kpi-clear", text: "×", title: t("kpi.clear"), onclick: () => selectUnit(null) }) : null);
     out.push(el("div", { class: "kpi-group", "data-unit": unitId }, head,
@@ -372,6 +392,7 @@ function periodLabel(unitId) {
 function selectUnit(unitId) {
   ui.selected = unitId;
   if (unitId) safeSet(localStorage, "ioc.unit", unitId); else localStorage.removeItem("ioc.unit");
+  showTrend("unit", unitId); // 30-day dossier trend (trends.js)
   dirty = true;
 }
 
@@ -405,11 +426,11 @@ function renderRanking() {
   const cat = ui.catalog;
   // all ranks, stored by date
   let wm = null;
-  const ranks = {};
   for (const u of cat.units) {
     const r = store.get("unit_rank", "year", u.id);
-    if (r?.value != null) { ranks[u.id] = r.value; if (r._ts != null && (wm == null || r._ts > wm)) wm = r._ts; }
+    if (r?.value != null && r._ts != null && (wm == null || r._ts > wm)) wm = r._ts;
   }
+  const { ranks, counts } = displayRanks(cat);
   const date = wm != null ? localDate(wm) : null;
   if (date && Object.keys(ranks).length) rememberRanks(date, ranks);
   const prev = date ? yesterdayRanks(date) : null;
@@ -419,28 +440,25 @@ function renderRanking() {
   for (let id = ui.drill; id; id = cat.unitById.get(id)?.parent) chain.unshift(id);
   crumbs.replaceChildren(...chain.flatMap((id, i) => [
     ...(i ? [el("span", { class: "crumb-sep", text: "›" })] : []),
-    el("button", { type: "button", class: `crumb${id === ui.drill ? " on" : ""}`, "data-unit": id, text: entityName(cat, id),
+    el("button", { type: "button", class: `crumb${id === ui.drill ? " on" : ""}`, "data-unit": id, text: shortName(cat, id), title: entityName(cat, id),
       onclick: () => { ui.drill = id; selectUnit(id === cat.rootId ? null : id); } }),
   ]));
 
-  const kids = (cat.children.get(ui.drill) ?? []).map((id) => {
-    const u = cat.unitById.get(id);
-    const levelCount = cat.units.filter((x) => x.level === u.level).length;
-    return {
-      id, u, levelCount,
-      rank: store.value("unit_rank", "year", id),
-      score: store.value("unit_score", "year", id),
-      onTime: store.value("dossier_on_time_rate", ui.period, id),
-      online: store.value("dossier_online_rate", ui.period, id),
-      overdue: store.value("dossier_overdue_open", "now", id),
-      hasKids: cat.children.has(id),
-    };
+  const facts = (id) => ({
+    id, u: cat.unitById.get(id), kind: unitKind(cat, id), levelCount: counts[unitKind(cat, id)] ?? 0,
+    rank: ranks[id] ?? null,
+    score: store.value("unit_score", "year", id),
+    onTime: store.value("dossier_on_time_rate", ui.period, id),
+    online: store.value("dossier_online_rate", ui.period, id),
+    overdue: store.value("dossier_overdue_open", "now", id),
+    hasKids: cat.children.has(id),
   });
-  // units of different levels (e.g. districts and provincial departments under the province) are ranked apart
-  const LEVEL_ORDER = { district: 0, commune: 1, province: 2 };
-  kids.sort((a, b) => (LEVEL_ORDER[a.u.level] ?? 3) - (LEVEL_ORDER[b.u.level] ?? 3) || (a.rank ?? 1e9) - (b.rank ?? 1e9)
+  const kids = (cat.children.get(ui.drill) ?? []).map(facts);
+  // units of different kinds (districts and the province's departments) are ranked apart
+  const KIND_ORDER = { district: 0, commune: 1, department: 2 };
+  kids.sort((a, b) => (KIND_ORDER[a.kind] ?? 3) - (KIND_ORDER[b.kind] ?? 3) || (a.rank ?? 1e9) - (b.rank ?? 1e9)
     || (b.score ?? -1) - (a.score ?? -1) || a.id.localeCompare(b.id));
-  const mixed = new Set(kids.map((k) => k.u.level)).size > 1;
+  const mixed = new Set(kids.map((k) => k.kind)).size > 1;
   const body = document.getElementById("ranking-body");
   if (!kids.length) { body.replaceChildren(el("div", { class: "empty", text: t("ranking.no_children") })); return; }
   const head = el("div", { class: "rank-row rank-head" },
@@ -448,16 +466,63 @@ function renderRanking() {
     el("span", { text: t("ranking.change"), title: t("ranking.change_help") }), el("span", { text: t("ranking.col_on_time") }),
     el("span", { text: t("ranking.col_online") }), el("span", { text: t("ranking.col_overdue") }));
   const targets = cat.targets ?? {};
-  const rows = [];
-  let lastLevel = null;
+  const rows = [summaryRow(facts(ui.drill), targets)]; // the unit whose children are ranked: shown apart, not ranked
+  let lastKind = null;
   for (const k of kids) {
-    if (mixed && k.u.level !== lastLevel) {
-      rows.push(el("div", { class: "rank-group", text: t(`ranking.group_${k.u.level}`) }));
-      lastLevel = k.u.level;
+    if (mixed && k.kind !== lastKind) {
+      rows.push(el("div", { class: "rank-group", text: t(`ranking.group_${k.kind}`) }));
+      lastKind = k.kind;
     }
     rows.push(rankRow(k, prev, targets));
   }
   body.replaceChildren(head, ...rows);
+}
+
+/**
+ * Ranks as shown: 1…N within each kind of unit (districts, communes, departments), following the
+ * server's unit_rank order.  The province is not one of its own departments, so it is never ranked.
+ */
+function displayRanks(cat) {
+  const byKind = new Map();
+  for (const u of cat.units) {
+    if (u.id === cat.rootId) continue;
+    const kind = unitKind(cat, u.id);
+    if (!byKind.has(kind)) byKind.set(kind, []);
+    byKind.get(kind).push({ id: u.id, r: store.value("unit_rank", "year", u.id) });
+  }
+  const ranks = {};
+  const counts = {};
+  for (const [kind, list] of byKind) {
+    counts[kind] = list.length;
+    const ranked = list.filter((x) => x.r != null).sort((a, b) => a.r - b.r || a.id.localeCompare(b.id));
+    ranked.forEach((x, i) => { ranks[x.id] = i > 0 && x.r === ranked[i - 1].r ? ranks[ranked[i - 1].id] : i + 1; });
+  }
+  return { ranks, counts };
+}
+
+const rateCls = (v, tg) => v == null ? "grey" : tg == null ? "" : v >= tg ? "green" : v >= 0.9 * tg ? "yellow" : "red";
+
+function rateCells(k, targets) {
+  return [
+    el("span", { class: `rate ${rateCls(k.onTime, targets.on_time_rate)}`, text: fmtPct(k.onTime, 0) }),
+    el("span", { class: `rate ${rateCls(k.online, targets.online_rate)}`, text: fmtPct(k.online, 0) }),
+    el("span", { class: `rate ${k.overdue == null ? "grey" : k.overdue > 0 ? "red" : "green"}`, text: k.overdue != null ? fmtNumber(k.overdue) : "—" }),
+  ];
+}
+
+/** The drilled-into unit itself (the province at the top): its figures, labelled with its kind, no rank. */
+function summaryRow(k, targets) {
+  const cat = ui.catalog;
+  return el("button", {
+    type: "button", class: `rank-row rank-summary${ui.selected === k.id || (!ui.selected && k.id === cat.rootId) ? " selected" : ""}`,
+    "data-testid": "ranking-summary", "data-unit": k.id, "data-kind": k.kind,
+    onclick: () => selectUnit(k.id === cat.rootId ? null : k.id),
+  },
+    el("span", { class: "rank-name summary-name fit", title: entityName(cat, k.id) },
+      el("small", { class: "rank-kind", text: t(`level.${k.kind}`) }), shortName(cat, k.id)),
+    el("span", { class: "rank-score" }, el("b", { text: k.score != null ? fmtNumber(k.score, 1) : "—" })),
+    el("span", { class: "chg chg-none", text: "" }),
+    ...rateCells(k, targets));
 }
 
 function rankRow(k, prev, targets) {
@@ -471,20 +536,17 @@ function rankRow(k, prev, targets) {
         : d < 0 ? el("span", { class: "chg chg-down", text: `▼ ${-d}` })
           : el("span", { class: "chg chg-same", text: "=" });
     }
-    const rateCls = (v, tg) => v == null ? "grey" : tg == null ? "" : v >= tg ? "green" : v >= 0.9 * tg ? "yellow" : "red";
     return el("button", {
       type: "button", class: `rank-row${ui.selected === k.id ? " selected" : ""}`, "data-testid": "ranking-row", "data-unit": k.id,
       "data-rank": k.rank ?? "", onclick: () => { selectUnit(k.id); if (k.hasKids) ui.drill = k.id; },
     },
       el("span", { class: "rank-no" }, k.rank != null ? el("b", { text: k.rank }) : "—", el("small", { text: `/${k.levelCount}` })),
-      el("span", { class: "rank-name" }, entityName(cat, k.id), k.hasKids ? el("span", { class: "drill", text: " ›" }) : null),
+      el("span", { class: "rank-name fit", title: entityName(cat, k.id) }, shortName(cat, k.id), k.hasKids ? el("span", { class: "drill", text: " ›" }) : null),
       el("span", { class: "rank-score" },
         el("span", { class: "bar" }, el("i", { style: `width:${Math.max(0, Math.min(100, k.score ?? 0))}%` })),
         el("b", { text: k.score != null ? fmtNumber(k.score, 1) : "—" })),
       change,
-      el("span", { class: `rate ${rateCls(k.onTime, targets.on_time_rate)}`, text: fmtPct(k.onTime, 0) }),
-      el("span", { class: `rate ${rateCls(k.online, targets.online_rate)}`, text: fmtPct(k.online, 0) }),
-      el("span", { class: `rate ${k.overdue == null ? "grey" : k.overdue > 0 ? "red" : "green"}`, text: k.overdue != null ? fmtNumber(k.overdue) : "—" }),
+      ...rateCells(k, targets),
     );
   }
 }
@@ -550,7 +612,8 @@ function renderRain() {
   const table = document.getElementById("rain-table");
   const head = el("tr", {}, el("th", { text: t("rain.station") }), el("th", { text: "1 h" }), el("th", { text: "3 h" }), el("th", { text: "24 h" }), el("th", { text: "" }));
   const rows = live.map((s) => el("tr", { class: `rc-${s.cls ?? "none"}${s.risk ? ` risk-${s.risk}` : ""}${s.alerting ? " alerting" : ""}`, "data-station": s.id },
-    el("td", { class: "st-name" }, el("span", { class: "dot" }), cat.stationById.get(s.id)?.name ?? s.id),
+    el("td", { class: "st-name" }, el("div", { class: "st-wrap" }, el("span", { class: "dot" }),
+      el("span", { class: "st-label fit", text: cat.stationById.get(s.id)?.name ?? s.id, title: cat.stationById.get(s.id)?.name ?? s.id }))),
     el("td", { class: "num", text: fmtMm(s.v1) }),
     el("td", { class: `num${s.v3 >= 70 ? " hot" : ""}`, text: fmtMm(s.v3) }),
     el("td", { class: "num strong", text: fmtMm(s.v24) }),
@@ -590,8 +653,8 @@ function renderQueues() {
     const lvl = r.alert ? "red" : closed ? "closed" : r.load == null ? "grey" : r.load >= 1 ? "red" : r.load >= 0.75 ? "yellow" : "green";
     const age = store.age(r.w);
     return el("div", { class: `queue q-${lvl}${r.w?.stale ? " is-stale" : ""}`, "data-testid": "queue-site", "data-site": r.s.id, "data-level": lvl, "data-has-data": r.w ? "true" : "false" },
-      el("div", { class: "q-name" }, el("span", { class: "q-title", text: r.s.name }),
-        el("small", { text: r.w?.stale ? t("kpi.stale") : r.w ? t("kpi.age", { time: fmtTime(r.w._ts), age: fmtAge(age) }) : t("kpi.nodata") })),
+      el("div", { class: "q-name" }, el("span", { class: "q-title fit", text: abbreviate(r.s.name), title: r.s.name }),
+        el("small", { class: "fit", text: r.w?.stale ? t("kpi.stale") : r.w ? t("kpi.age", { time: fmtTime(r.w._ts), age: fmtAge(age) }) : t("kpi.nodata") })),
       el("div", { class: "q-now" }, el("b", { text: r.w?.value != null ? fmtNumber(r.w.value) : "—" }), el("small", { text: t("queues.waiting") })),
       el("div", { class: "q-est" }, el("b", { text: r.est != null ? fmtDuration(r.est) : "—" }), el("small", { text: t("queues.est_wait") })),
       el("div", { class: "q-counters" }, el("b", { text: r.c != null ? `${fmtNumber(r.c)}/${r.s.counters ?? "?"}` : "—" }), el("small", { text: t("queues.counters") })),
@@ -608,11 +671,32 @@ const rowCache = new Map();
 
 function alertTime(a) { return parseTs(a.started) ?? a._ts ?? 0; }
 
+const RISK_RULES = new Set(["rain_risk_level", "flash_flood_landslide_risk"]);
+
+/** Severity rank: critical > warning > info; a Decision 18 level adds its level (level 4 above level 2). */
+function severityScore(a) {
+  const level = RISK_RULES.has(a.rule) ? Number(a.labels?.level) || 0 : 0;
+  return (SEVERITY_ORDER[a.severity] ?? 0) * 10 + level;
+}
+
+/** 0 firing unacknowledged, 1 firing acknowledged, 2 resolved. */
+function urgency(a) { return a.state !== "firing" ? 2 : a.acknowledged ? 1 : 0; }
+
+/**
+ * Wall order: what is still firing above the resolved section; inside each, by severity, then
+ * unacknowledged before acknowledged, then newest first (alert id breaks ties, so the order is stable).
+ */
+function compareAlerts(x, y) {
+  return ((x.state === "firing" ? 0 : 1) - (y.state === "firing" ? 0 : 1))
+    || (severityScore(y) - severityScore(x)) || (urgency(x) - urgency(y))
+    || (alertTime(y) - alertTime(x)) || String(x.id).localeCompare(String(y.id));
+}
+
 function renderAlerts() {
   const cat = ui.catalog;
   const all = [...store.alerts.values()];
   const counts = { critical: 0, warning: 0, info: 0, unack: 0 };
-  for (const a of all) if (a.state === "firing") { counts[a.severity] = (counts[a.severity] ?? 0) + 1; if (!a.acknowledged) counts.unack++; }
+  for (const a of all) if (a.state === "firing" && a.labels?.test !== "true") { counts[a.severity] = (counts[a.severity] ?? 0) + 1; if (!a.acknowledged) counts.unack++; }
   document.getElementById("alert-counts").replaceChildren(
     ...["critical", "warning", "info"].map((s) => el("span", { class: `cnt sev-${s}${counts[s] ? "" : " zero"}`, title: t(`severity.${s}`), "data-count": counts[s] },
       el("b", { text: counts[s] }), el("span", { class: "lbl", text: " " + t(`severity.${s}`) }))),
@@ -625,13 +709,13 @@ function renderAlerts() {
     groups.get(g).push(a);
   }
   const list = [...groups.entries()].map(([key, items]) => {
-    items.sort((x, y) => alertTime(y) - alertTime(x));
-    const firing = items.some((a) => a.state === "firing");
+    items.sort(compareAlerts);
+    const firing = items[0].state === "firing";
     const sev = Math.max(...items.filter((a) => !firing || a.state === "firing").map((a) => SEVERITY_ORDER[a.severity] ?? 0));
-    return { key, items, firing, sev, newest: Math.max(...items.map(alertTime)) };
+    return { key, items, firing, sev };
   });
-  // active incidents first, newest first; then resolved, newest first
-  list.sort((a, b) => (b.firing - a.firing) || (b.newest - a.newest));
+  // an incident sorts by its most severe / most urgent member (its first after the sort above)
+  list.sort((a, b) => compareAlerts(a.items[0], b.items[0]) || a.key.localeCompare(b.key));
   const now = Date.now();
   const nodes = [];
   let resolvedHeader = false;
@@ -690,8 +774,9 @@ function alertRow(a, cat, now) {
         el("span", { class: `sev-badge sev-${a.severity}`, text: t(`severity.${a.severity}`) }),
         el("span", { class: "rule", text: ruleName(a.rule) }),
         level,
-        el("span", { class: "entity", text: entityName(cat, a.entity) }),
+        el("span", { class: "entity", text: shortName(cat, a.entity), title: entityName(cat, a.entity) }),
         a.late ? el("span", { class: "chip late", text: t("alerts.late"), title: t("alerts.late_help") }) : null,
+        a.labels?.test === "true" ? el("span", { class: "chip test", "data-testid": "alert-test-mark", text: t("alerts.test_mark"), title: t("alerts.test_help") }) : null,
         a.state === "resolved" ? el("span", { class: "chip resolved", text: t("alerts.resolved") }) : null),
       el("div", { class: "alert-msg", text: msg }),
       el("div", { class: "alert-meta" },

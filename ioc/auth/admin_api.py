@@ -14,6 +14,8 @@ import msgspec
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
+from ioc import api_models as m
+from ioc.api_models import error_responses as errors, json_body, secured
 from ioc.auth.authenticator import Authenticator
 from ioc.auth.http import identify, require
 from ioc.auth.principal import AuthInputError
@@ -35,19 +37,24 @@ def _refused(status: int, reason: str, detail: str) -> Response:
 
 
 def build_admin_router(auth: Authenticator) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["access"])
 
-    @router.get("/api/me")
+    @router.get("/api/me", summary="Who am I", response_model=m.PrincipalDoc, responses=errors(401),
+                openapi_extra=secured("signed_in"))
     async def me(request: Request) -> Response:
+        """The principal of this token or session: name, role and (ingest) scope."""
         return _json(identify(request).public())
 
-    @router.get("/api/people")
+    @router.get("/api/people", summary="People an alert can be assigned to", response_model=m.People,
+                responses=errors(401, 403), openapi_extra=secured("operator"))
     async def people(request: Request) -> Response:
         require(request, "operator")
         return _json({"people": [{"name": p.name, "role": p.role} for p in auth.people()]})
 
-    @router.get("/api/principals")
+    @router.get("/api/principals", summary="List principals", response_model=m.PrincipalList,
+                responses=errors(401, 403), openapi_extra=secured("admin"))
     async def list_principals(request: Request) -> Response:
+        """Every principal, revoked ones too; never a token or its hash."""
         require(request, "admin")
         from ioc.timeutil import format_ts
 
@@ -56,8 +63,11 @@ def build_admin_router(auth: Authenticator) -> APIRouter:
                 for r in auth.listing()]
         return _json({"principals": rows})
 
-    @router.post("/api/principals")
+    @router.post("/api/principals", summary="Add a principal", status_code=201, response_model=m.PrincipalToken,
+                 responses=errors(400, 401, 403, 409, 413, 422),
+                 openapi_extra={**secured("admin"), **json_body(m.NewPrincipal)})
     async def add_principal(request: Request) -> Response:
+        """Its token is in the answer, once: it is stored only as a hash."""
         require(request, "admin")
         try:
             raw = await read_body(request, MAX_BODY_BYTES)
@@ -84,7 +94,8 @@ def build_admin_router(auth: Authenticator) -> APIRouter:
                             f"{name!r} comes from IOC_{name.upper()}_TOKEN: change or unset it in the environment")
         return None
 
-    @router.delete("/api/principals/{name}")
+    @router.delete("/api/principals/{name}", summary="Revoke a principal", response_model=m.Revoked,
+                   responses=errors(401, 403, 404, 409), openapi_extra=secured("admin"))
     async def revoke(name: str, request: Request) -> Response:
         require(request, "admin")
         if (refused := _managed(name)) is not None:
@@ -95,7 +106,8 @@ def build_admin_router(auth: Authenticator) -> APIRouter:
             return _refused(404, "unknown_principal", str(exc))
         return _json({"revoked": name})
 
-    @router.post("/api/principals/{name}/rotate")
+    @router.post("/api/principals/{name}/rotate", summary="Give a principal a new token",
+                 response_model=m.PrincipalToken, responses=errors(401, 403, 404, 409), openapi_extra=secured("admin"))
     async def rotate(name: str, request: Request) -> Response:
         require(request, "admin")
         if (refused := _managed(name)) is not None:

@@ -58,7 +58,9 @@ def demo_start(now_s: float) -> tuple[float, float]:
     (`advance(now)` at once, well under a second per simulated day) fills
     today's and yesterday's dossier indicators, a full office day of queues
     and overdue dossiers; storm_at = now − 3 h, so the demo storm is at its
-    height when the wall opens: `rain_3h_intense` is firing or about to fire.
+    height when the wall opens: `rain_3h_intense` is firing or about to fire.  At the
+    default speed 1 (ioc/demo.py) the wall stays busy for hours: the storm has about
+    three hours to go and its weaker trailing cell (3 h behind) about six.
     """
     start = previous_working_morning(now_s)
     return start, max(start, now_s - 3 * 3600.0)

@@ -43,6 +43,7 @@ def expected(need: str, caller: str) -> str:
 class Call:
     params: dict[str, str] = field(default_factory=dict)
     json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)  # added to the caller's
 
 
 @dataclass(frozen=True)
@@ -81,23 +82,35 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/alerts/{alert_id}/unassign"): Route("operator", lambda ctx: Call({"alert_id": ctx.alert_id})),
     ("POST", "/api/areas/{unit}/risk-level"): Route("operator", lambda ctx: Call({"unit": "vinh-yen"},
                                                                                 {"level": 2, "reason": "matrix"})),
+    ("POST", "/api/alerts/test"): Route("operator", lambda ctx: Call(json={})),  # a second call: already_active (200)
+    ("POST", "/api/alerts/{alert_id}/resolve"): Route("operator", lambda ctx: Call({"alert_id": ctx.fresh_test_alert()})),
     ("GET", "/api/silences"): Route("viewer"),
     ("POST", "/api/silences"): Route("operator", lambda ctx: Call(json={"matchers": {"rule": "matrix"},
                                                                         "duration": "1h"})),
     ("DELETE", "/api/silences/{silence_id}"): Route("operator", lambda ctx: Call({"silence_id": ctx.fresh_silence()})),
+    ("GET", "/api/trends/rain/{station}"): Route("viewer", lambda ctx: Call({"station": "VP-001"})),
+    ("GET", "/api/trends/dossiers/{unit}"): Route("viewer", lambda ctx: Call({"unit": "vinh-yen"})),
+    ("GET", "/api/trends/queue/{site}"): Route("viewer", lambda ctx: Call({"site": "vinh-yen"})),
+    # the browser surfaces (ioc/pages.py): a person without a session gets the sign-in page (401 / 403)
+    ("GET", "/"): Route("viewer"),
+    ("GET", "/wall/{panel}"): Route("viewer", lambda ctx: Call({"panel": "rain"})),
+    ("GET", "/console"): Route("operator"),
+    ("GET", "/docs"): Route("viewer"),  # Swagger UI from installed files (ioc/docs_ui.py)
+    ("GET", "/signin"): Route("open"),
+    ("POST", "/signin"): Route("open", lambda ctx: Call(json={"token": ctx.viewer_token})),  # the body's token counts
+    ("POST", "/signout"): Route("open", lambda ctx: Call(headers={"X-Requested-With": "matrix"})),
 }
 
 EXTRA_ROUTES: dict[tuple[str, str], Route] = {
     # not in the OpenAPI document (include_in_schema=False), checked all the same
     ("GET", "/openapi.json"): Route("viewer"),
-    ("GET", "/docs"): Route("gone"),  # FastAPI's docs load from a CDN: switched off (404 for everyone)
-    ("GET", "/redoc"): Route("gone"),
-    # the browser surfaces (ioc/pages.py): a person without a session gets the sign-in page (401 / 403)
-    ("GET", "/"): Route("viewer"),
-    ("GET", "/wall/rain"): Route("viewer"),
+    ("GET", "/redoc"): Route("gone"),  # FastAPI's CDN-loading ReDoc stays off
+    ("GET", "/api/docs"): Route("viewer"),  # the same Swagger UI page as /docs
+    ("GET", "/docs/init.js"): Route("open"),
+    ("GET", "/docs/assets/swagger-ui-bundle.js"): Route("open"),
+    ("GET", "/docs/assets/swagger-ui.css"): Route("open"),
+    ("GET", "/docs/assets/redoc.standalone.js"): Route("gone"),  # only the Swagger UI files are served
     ("GET", "/wall/alerts?lang=en"): Route("viewer"),
-    ("GET", "/console"): Route("operator"),
-    ("GET", "/signin"): Route("open"),
     ("GET", "/signin?next=/console"): Route("open"),
     ("GET", "/static/wall.js"): Route("open"),
     ("GET", "/static/live.js"): Route("open"),

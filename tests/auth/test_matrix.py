@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from tests.auth.helpers import add_user, storm, users, wait_for
 from tests.auth.matrix import CALLERS, EXTRA_ROUTES, ROUTES, WS_CLOSE, WS_ROUTES, expected
-from tests.conftest import AS_ADMIN, AS_INGEST, AS_OPERATOR, AS_VIEWER, bearer
+from tests.conftest import AS_ADMIN, AS_INGEST, AS_OPERATOR, AS_VIEWER, VIEWER_TOKEN, bearer
 
 
 def ws_answer(url: str, headers: dict) -> str | int:
@@ -36,6 +36,8 @@ class Ctx:
                                             headers=AS_VIEWER).json()["alerts"])
         self.alert_id = alerts[0]["id"]
 
+    viewer_token = VIEWER_TOKEN
+
     def unique(self, prefix: str) -> str:
         return f"{prefix}{next(self._n)}"
 
@@ -44,6 +46,12 @@ class Ctx:
         r = httpx.post(self.url + "/api/principals", json={"name": name, "role": "viewer"}, headers=AS_ADMIN)
         assert r.status_code == 201, r.text
         return name
+
+    def fresh_test_alert(self) -> str:
+        """An active test alert (alerts/test_alert.py): the current one, or a new one."""
+        r = httpx.post(self.url + "/api/alerts/test", json={}, headers=AS_OPERATOR)
+        assert r.status_code == 200, r.text
+        return r.json()["id"]
 
     def fresh_silence(self) -> str:
         r = httpx.post(self.url + "/api/silences", json={"matchers": {"rule": "x"}, "duration": "1h"},
@@ -75,7 +83,7 @@ def test_authorization_matrix(ioc_server, tmp_path):
         for caller in CALLERS:
             call = route.call(ctx)
             url = server.url + path.format(**call.params)
-            r = httpx.request(method, url, headers=headers[caller], json=call.json, timeout=10)
+            r = httpx.request(method, url, headers={**headers[caller], **call.headers}, json=call.json, timeout=10)
             cells += 1
             want = expected(route.need, caller)
             got = "2xx" if 200 <= r.status_code < 300 else str(r.status_code)

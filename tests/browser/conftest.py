@@ -66,7 +66,8 @@ def _cli_available() -> bool:
 class IocServer:
     """`ioc run --demo` on a fixed port and data dir; stop() and start() again to restart."""
 
-    def __init__(self, port: int, data_dir: Path, log_dir: Path) -> None:
+    def __init__(self, port: int, data_dir: Path, log_dir: Path, demo_history: bool = False) -> None:
+        self.demo_history = demo_history  # the month of demo trend history (ioc.demo_history)
         self.port = port
         self.data_dir = data_dir
         self.log_dir = log_dir
@@ -81,7 +82,8 @@ class IocServer:
     def start(self, timeout_s: float = 45.0) -> None:
         self.starts += 1
         env = dict(os.environ, IOC_OPERATOR_TOKEN=self.operator_token, IOC_VIEWER_TOKEN=self.viewer_token,
-                   IOC_ADMIN_TOKEN=self.admin_token, IOC_INGEST_TOKEN=self.ingest_token, PYTHONUNBUFFERED="1")
+                   IOC_ADMIN_TOKEN=self.admin_token, IOC_INGEST_TOKEN=self.ingest_token, PYTHONUNBUFFERED="1",
+                   IOC_DEMO_HISTORY="1" if self.demo_history else "0")
         self.log_path = self.log_dir / f"server-{self.port}-{self.starts}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -165,7 +167,7 @@ def artifacts() -> Path:
 def ioc_server(tmp_path_factory, artifacts):
     """One demo server shared by the read-only tests of the session."""
     _require_runtime()
-    srv = IocServer(free_port(), tmp_path_factory.mktemp("ioc-data"), artifacts)
+    srv = IocServer(free_port(), tmp_path_factory.mktemp("ioc-data"), artifacts, demo_history=True)
     srv.start()
     yield srv
     srv.stop()

@@ -65,3 +65,14 @@ def test_browser_requests_stay_local(new_page, ioc_server):
         page.goto(ioc_server.kiosk_url(path, ioc_server.operator_token))
         page.wait_for_load_state("networkidle", timeout=15_000) if path == "/console" else page.wait_for_timeout(3000)
     assert not new_page.outside
+
+
+def test_api_docs_render_from_local_files(new_page, ioc_server):
+    """/docs: Swagger UI from the installed package renders every operation of /openapi.json in Chromium, with
+    no outside request and no Content-Security-Policy violation (both checked by the new_page fixture)."""
+    page = new_page(1600, 1000, locale="en-US")
+    page.goto(ioc_server.kiosk_url("/docs", ioc_server.viewer_token))
+    page.wait_for_selector(".opblock", timeout=15_000)
+    assert page.locator(".opblock").count() >= 25
+    assert page.locator(".opblock-tag").filter(has_text="alerts").count() >= 1
+    assert not new_page.outside

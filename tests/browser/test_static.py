@@ -46,8 +46,8 @@ def test_every_used_key_is_translated(i18n):
     used |= {f"rainclass.{c}" for c in ("light", "rain", "moderate", "heavy", "very_heavy")}
     used |= {f"period.{p}" for p in ("day", "month", "year")}
     used |= {f"status.{s}" for s in ("green", "yellow", "red", "grey", "neutral")}
-    used |= {f"level.{s}" for s in ("province", "district", "commune")}
-    used |= {f"ranking.group_{s}" for s in ("province", "district", "commune")}
+    used |= {f"level.{s}" for s in ("province", "district", "commune", "department")}
+    used |= {f"ranking.group_{s}" for s in ("department", "district", "commune")}
     used |= {f"conn.{s}" for s in ("live", "reconnecting", "stale", "denied")}
     used |= {f"feed.{s}" for s in ("rain", "dossiers", "cameras", "alerts")}
     used |= {f"kpi.{s}" for s in ("on_time", "online", "digitization", "online_payment", "overdue", "received")}
@@ -118,7 +118,8 @@ def test_grafana_dashboards(dashboards):
             assert p["targets"], (name, p["title"])
             exprs += " ".join(t["expr"] for t in p["targets"])
     for metric in ("ioc_events_ingested_total", "ioc_events_rejected_total", "ioc_processing_lag_seconds", "ioc_ws_clients",
-                   "ioc_ws_messages_sent_total", "ioc_rain_mm", "ioc_dossier_rate", "ioc_queue_waiting"):
+                   "ioc_ws_messages_sent_total", "ioc_rain_mm", "ioc_dossier_ratio", "ioc_dossiers",
+                   "ioc_queue_waiting", "ioc_queue_waiting_avg_15m", "ioc_queue_waiting_max_15m"):
         assert metric in exprs, metric
 
 

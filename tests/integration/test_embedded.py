@@ -30,7 +30,8 @@ def rejected(url: str, feed: str, reason: str) -> float:
 
 def test_demo_is_live_within_ten_seconds(ioc_server):
     t0 = time.monotonic()
-    server = ioc_server("--demo", timeout_s=10)
+    # at the default speed 1 the simulators tick at most once a minute at night: 60× gives a stream of deltas
+    server = ioc_server("--demo", "--speed", "60", timeout_s=10)
     url = server.url
     assert httpx.get(url + "/healthz").status_code == 200
     counts: dict[str, float] = {}
