@@ -24,7 +24,7 @@ RegionGroup = Literal["KV1", "KV2", "KV3", "KV4", "none"]  # Decision 18/2021 Ar
 _SUS_RANK = {"low": 0, "medium": 1, "high": 2, "very_high": 3}
 
 
-class Station(Struct, kw_only=True, frozen=True):
+class Station(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     id: str
     name: str
     lat: float
@@ -40,7 +40,7 @@ class Station(Struct, kw_only=True, frozen=True):
     rain_max_rate_mm_h: Annotated[float, Meta(gt=0)] | None = None
 
 
-class Unit(Struct, kw_only=True, frozen=True):
+class Unit(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     id: str
     name: str
     level: Level
@@ -98,7 +98,7 @@ def _check_former_province(name: str | None, where: str) -> None:
         raise CatalogError(f"{where}: {name!r} is not a province of the Decision 18/2021 Art. 46 region groups{hint}")
 
 
-class Site(Struct, kw_only=True, frozen=True):
+class Site(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     id: str
     name: str
     unit: str | None = None
@@ -110,7 +110,7 @@ class Site(Struct, kw_only=True, frozen=True):
     service_minutes_per_person: float = 6.0  # for estimated waiting time
 
 
-class Targets(Struct, kw_only=True, frozen=True):
+class Targets(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Decision 766 targets (ratios 0–1); differ by province and year, so configuration."""
 
     on_time_rate: float = 0.98
@@ -119,7 +119,7 @@ class Targets(Struct, kw_only=True, frozen=True):
     online_payment_rate: float = 0.80
 
 
-class CatalogFile(Struct, kw_only=True):
+class CatalogFile(Struct, kw_only=True, forbid_unknown_fields=True):
     province: str = ""
     name: str = ""
     stations: list[Station] = []
@@ -315,6 +315,9 @@ def _name_entry(raw: dict, message: str) -> str:
 
     m = re.search(r"\$\.(stations|units|sites)\[(\d+)\](.*)`", message)
     if not m:
+        top = re.search(r"^Object contains unknown field `([^`]*)`$", message)
+        if top:
+            return f"{message} (a catalog's sections: {', '.join(CatalogFile.__struct_fields__)})"
         return message
     section, index, rest = m.group(1), int(m.group(2)), m.group(3)
     try:
@@ -323,6 +326,15 @@ def _name_entry(raw: dict, message: str) -> str:
         entry_id = f"#{index}"
     field = rest.rsplit(".", 1)[-1]
     hint = f" (expected one of {', '.join(_CHOICES[field])})" if field in _CHOICES else ""
+    unknown = re.search(r"unknown field `([^`]*)`", message)
+    if unknown:  # a misspelt key would otherwise be dropped without a word
+        import difflib
+
+        struct = {"stations": Station, "units": Unit, "sites": Site}[section]
+        if rest.startswith(".targets"):
+            struct = Targets
+        near = difflib.get_close_matches(unknown.group(1), struct.__struct_fields__, n=1)
+        hint = f" (did you mean `{near[0]}`?)" if near else f" (known fields: {', '.join(struct.__struct_fields__)})"
     return f"{section}[{entry_id}]{rest}: {message.split(' - at ')[0]}{hint}"
 
 

@@ -32,6 +32,11 @@ def test_ancestors_and_children():
         ("units:\n  - {id: a, name: A, level: county}\n", "units[a].level"),
         ("stations: [\n", "not valid YAML"),
         ("- just a list\n", "a catalog is a mapping"),
+        # a misspelt key is refused with the field it probably means, not dropped without a word
+        ("units:\n  - {id: a, name: A, level: province}\nstations:\n  - {id: S, name: S, lat: 21, lon: 105.5, comune: a}\n",
+         "stations[S]: Object contains unknown field `comune` (did you mean `commune`?)"),
+        ("units:\n  - {id: a, name: A, level: province, paernt: b}\n", "units[a]: Object contains unknown field `paernt` (did you mean `parent`?)"),
+        ("site:\n  - {id: x}\n", "unknown field `site` (a catalog's sections: "),
     ],
 )
 def test_errors_name_the_entry_and_the_problem(text, expected):
