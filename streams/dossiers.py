@@ -201,6 +201,9 @@ class DossierProcessor:
         self.catalog = catalog
         self.max_unknown_entities = max_unknown_entities
         self._level = {u.id: u.level for u in catalog.units.values()}
+        # ranked against its peers: a province's departments carry the province's level, but the province
+        # itself (a unit without a parent) is not one of its own departments (streams/ranking.py)
+        self._rank_group = {u.id: u.level if u.parent is not None else f"{u.level}:top" for u in catalog.units.values()}
         self._targets_cache: dict[str, tuple[str, ...]] = {}
         self._reset()
 
@@ -547,7 +550,7 @@ class DossierProcessor:
     def _rank_rows(self, scores: dict[str, float | None] | None = None) -> list[tuple[str, str, str, Any, str | None, str | None]]:
         if scores is None:
             scores = self._all_scores()
-        ranks = rank_units({u: s for u, s in scores.items() if s is not None}, self._level)
+        ranks = rank_units({u: s for u, s in scores.items() if s is not None}, self._rank_group)
         year = period_key(self._w, "year")
         return [("unit_rank", "year", u, ranks.get(u), None, year) for u in self._counters if u in self._level]
 

@@ -5,9 +5,12 @@ on-time rates that has data, component = min(1, rate / target) × 100, with
 the targets from the catalog (``Catalog.targets``); the score is the mean
 of the components that have data, and no score when none has data.
 
-Rank: 1 = best among the units of the same catalog level that have a
-score; ties (equal rounded scores) are ordered by entity id.  Units absent
-from the catalog have no level and are not ranked (they still get a score).
+Rank: 1 = best among the units of the same group that have a score; the
+group is the catalog level, except that a unit without a parent (the
+province) is ranked apart from the units below it that share its level (its
+departments), so the departments rank 1…N.  Ties (equal rounded scores) are
+ordered by entity id.  Units absent from the catalog have no level and are
+not ranked (they still get a score).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def unit_score(rates: Mapping[str, float | None], targets: Targets) -> float | N
 
 
 def rank_units(scores: Mapping[str, float], level_of: Mapping[str, str]) -> dict[str, int]:
-    """Rank per level: 1 = highest score, ties by entity id; units without a level are skipped."""
+    """Rank per group (`level_of`: unit → its level or group): 1 = highest score, ties by entity id;
+    units without one are skipped."""
     by_level: dict[str, list[tuple[float, str]]] = {}
     for unit, score in scores.items():
         level = level_of.get(unit)

@@ -231,6 +231,30 @@ def test_unit_score_and_rank():
     assert v[("unit_score", "year", "p")] == round_value((100.0 + 0.5 / 0.8 * 100 + 0.5 / 0.98 * 100) / 3)
 
 
+def test_departments_rank_among_themselves_not_with_their_province():
+    """Provincial departments carry the province's level; the province is not one of them (its departments
+    used to start at rank 2 of 3 behind the province's own aggregate)."""
+    cat = parse_catalog(
+        """
+units:
+  - {id: p, name: P, level: province}
+  - {id: so-a, name: Sở A, level: province, parent: p}
+  - {id: so-b, name: Sở B, level: province, parent: p}
+"""
+    )
+    p = DossierProcessor(cat)
+    p.process([
+        dv("A", T0, "received", unit="so-a", channel="online", due_t=T0 + H),
+        dv("A", T0 + 0.5 * H, "processed", unit="so-a"),
+        dv("B", T0, "received", unit="so-b", channel="direct", due_t=T0 + H),
+        dv("B", T0 + 2 * H, "processed", unit="so-b"),
+    ])
+    v = view(p.flush())
+    assert v[("unit_score", "year", "p")] is not None
+    assert (v[("unit_rank", "year", "so-a")], v[("unit_rank", "year", "so-b")]) == (1, 2)
+    assert v[("unit_rank", "year", "p")] == 1  # alone in its group
+
+
 # ---------------------------------------------------------------- brute force
 UNITS = ["c1", "d1", "d2", "ghost"]
 STATUSES = ["received", "received", "in_process", "supplement_requested", "fee_due", "processed", "returned", "rejected", "withdrawn"]
